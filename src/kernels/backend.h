@@ -1,0 +1,83 @@
+// Backend: the ops contract between the model (written once) and a device (CPU reference, CUDA).
+// Every op takes tensors that live on this backend; shapes and dtypes are written on each op.
+// "act" means the backend's activation dtype (CPU: F32, CUDA: BF16); weights and KV use it too.
+#pragma once
+
+#include <memory>
+
+#include "core/tensor.h"
+
+namespace hardkv {
+
+// Per-step paged-attention metadata (FlashInfer-style flat arrays, I32 tensors on the backend).
+// Sequence i owns new query rows [query_indptr[i], query_indptr[i+1]) and kv_lens[i] cached+new
+// tokens stored in blocks block_indices[block_indptr[i] .. block_indptr[i+1]); token p of the
+// sequence lives in slot block_indices[block_indptr[i] + p / block_size] * block_size +
+// p % block_size. Query row j of sequence i has position kv_lens[i] - q_len_i + j and attends
+// causally to positions <= its own.
+struct AttentionMeta {
+  Tensor query_indptr;   // I32 [num_seqs + 1]
+  Tensor kv_lens;        // I32 [num_seqs]
+  Tensor block_indptr;   // I32 [num_seqs + 1]
+  Tensor block_indices;  // I32 [total blocks]
+  int num_seqs = 0;
+  int num_tokens = 0;     // == query_indptr[num_seqs]
+  int max_query_len = 0;  // host-side bounds so launchers can pick grids without a device sync
+  int max_kv_len = 0;
+  int block_size = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  virtual DType act_dtype() const = 0;
+  virtual const char* name() const = 0;
+
+  // --- memory ------------------------------------------------------------------------------
+  // Persistent, zero-initialised allocation.
+  virtual Tensor alloc(DType dtype, Shape shape) = 0;
+  // Step-scoped allocation, valid until release_scratch(); allocation order is deterministic so a
+  // backend may hand out the same addresses every step (CUDA-graph friendly).
+  virtual Tensor scratch(DType dtype, Shape shape) = 0;
+  virtual void release_scratch() = 0;
+  // Copies a host tensor to this backend, converting float dtypes (F32/F16/BF16) to `dtype`;
+  // integer tensors are copied as they are (dtype must match).
+  virtual Tensor upload(const Tensor& host, DType dtype) = 0;
+  // Copies a tensor of this backend into a new host tensor of the same dtype.
+  virtual Tensor download(const Tensor& t) = 0;
+  virtual void synchronize() = 0;
+
+  // --- ops ---------------------------------------------------------------------------------
+  // out[t, :] = table[ids[t], :]        ids I32 [T]; table act [V, H]; out act [T, H]
+  virtual void embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
+  // out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w     x, out act [N, D] (may alias); w [D]
+  virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
+  // residual += x; x = rms_norm(residual) * w             x, residual act [N, D]; w [D]
+  virtual void add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, float eps) = 0;
+  // out = x w^T (+ bias)   x act [N, K]; w act [M, K]; bias act [M] or null; out act or F32 [N, M]
+  virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // Rotate-half RoPE in place on x act [T, H, D] at positions I32 [T], with cos_sin F32
+  // [max_pos, D]: cos(pos * f_i) in [:D/2], sin(pos * f_i) in [D/2:].
+  virtual void rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) = 0;
+  // out[t, i] = silu(gate_up[t, i]) * gate_up[t, I + i]     gate_up act [T, 2I]; out act [T, I]
+  virtual void silu_mul(const Tensor& gate_up, Tensor& out) = 0;
+  // Stores k, v act [T, Hkv, D] into caches act [num_blocks, block_size, Hkv, D] at slots I32 [T]
+  // (slot = block * block_size + offset; -1 skips the row).
+  virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                        Tensor& v_cache) = 0;
+  // Paged causal attention: q act [T, Hq, D] -> out act [T, Hq, D], GQA (Hq % Hkv == 0).
+  virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                         const AttentionMeta& meta, float scale, Tensor& out) = 0;
+  // out[i, :] = x[idx[i], :]    x act [T, H]; idx I32 [N]; out act [N, H]
+  virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+};
+
+std::unique_ptr<Backend> make_cpu_backend();
+// Throws kUnsupported when hardkv was built without CUDA or no device is present.
+std::unique_ptr<Backend> make_cuda_backend(int device_idx = 0);
+// "cpu" | "cuda" | "auto" (CUDA when a device is present, else CPU).
+std::unique_ptr<Backend> make_backend(const std::string& name);
+
+}  // namespace hardkv
