@@ -2,8 +2,8 @@
 # Installs hardkv's build and test dependencies from Debian packages (idempotent).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build ccache pkg-config git ca-certificates
-      nlohmann-json3-dev libpcre2-dev libcli11-dev libfmt-dev libopenblas-dev libxxhash-dev
-      libgtest-dev libgmock-dev libbenchmark-dev nodejs npm)
+      nlohmann-json3-dev libpcre2-dev libutf8proc-dev libcli11-dev libfmt-dev libopenblas-dev
+      libxxhash-dev libgtest-dev libgmock-dev libbenchmark-dev nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
