@@ -45,6 +45,9 @@ class Backend {
   // Copies a host tensor to this backend, converting float dtypes (F32/F16/BF16) to `dtype`;
   // integer tensors are copied as they are (dtype must match).
   virtual Tensor upload(const Tensor& host, DType dtype) = 0;
+  // Copies host bytes into an existing tensor of this backend (same dtype, same element count);
+  // used for per-step metadata written into scratch tensors.
+  virtual void copy_from_host(Tensor& dst, const Tensor& host_src) = 0;
   // Copies a tensor of this backend into a new host tensor of the same dtype.
   virtual Tensor download(const Tensor& t) = 0;
   virtual void synchronize() = 0;
