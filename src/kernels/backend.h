@@ -78,6 +78,8 @@ class Backend {
 };
 
 std::unique_ptr<Backend> make_cpu_backend();
+// True when hardkv was built with CUDA and a CUDA device can be opened.
+bool cuda_device_available();
 // Throws kUnsupported when hardkv was built without CUDA or no device is present.
 std::unique_ptr<Backend> make_cuda_backend(int device_idx = 0);
 // "cpu" | "cuda" | "auto" (CUDA when a device is present, else CPU).
