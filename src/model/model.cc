@@ -1,0 +1,219 @@
+// The decoder: one implementation for Llama, Qwen2 and Qwen3 over the Backend ops.
+// Step: embed -> L x (norm, qkv, [qk-norm], rope, kv store, paged attention, o-proj, norm,
+// gate_up, silu*mul, down) -> final norm on the wanted rows -> lm_head (F32 logits).
+#include "model/model.h"
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "core/error.h"
+#include "io/safetensors.h"
+#include "model/rope_table.h"
+#include "model/weight_layout.h"
+
+namespace hardkv {
+
+struct Model::Layer {
+  Tensor input_norm;  // [H]
+  Tensor post_norm;   // [H]
+  Tensor wq, wk, wv;  // [Hq*D, H], [Hkv*D, H], [Hkv*D, H]
+  Tensor bq, bk, bv;  // [Hq*D], [Hkv*D], [Hkv*D] (Qwen2) or undefined
+  Tensor wo, bo;      // [H, Hq*D], [H] or undefined
+  Tensor q_norm, k_norm;        // [D] (Qwen3) or undefined
+  Tensor w_gate_up, b_gate_up;  // [2I, H] (gate rows then up rows), [2I] or undefined
+  Tensor w_down, b_down;        // [H, I], [H] or undefined
+};
+
+namespace {
+
+// Concatenates host tensors of one dtype along dim 0.
+Tensor concat_rows(const Tensor& a, const Tensor& b) {
+  HARDKV_ASSERT(a.dtype() == b.dtype() && a.numel() / a.dim(0) == b.numel() / b.dim(0));
+  Shape shape = a.shape();
+  shape[0] += b.dim(0);
+  Tensor out = Tensor::empty(a.dtype(), shape);
+  std::memcpy(out.data(), a.data(), a.nbytes());
+  std::memcpy(static_cast<char*>(out.data()) + a.nbytes(), b.data(), b.nbytes());
+  return out;
+}
+
+const Tensor* opt(const Tensor& t) { return t.defined() ? &t : nullptr; }
+
+}  // namespace
+
+Model::Model(ModelConfig config, Backend& backend)
+    : config_(std::move(config)), backend_(&backend) {}
+
+Model::~Model() = default;
+
+std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backend) {
+  ModelConfig config = load_model_config(model_dir);
+  CheckpointReader reader = CheckpointReader::open(model_dir);
+  std::map<std::string, Tensor> host;
+  for (const WeightSpec& spec : hf_weight_specs(config)) {
+    host[spec.name] = reader.get_checked(spec.name, spec.shape);
+  }
+  std::unique_ptr<Model> model(new Model(config, backend));
+  const DType act = backend.act_dtype();
+  auto up = [&](const std::string& name) { return backend.upload(host.at(name), act); };
+  auto up_opt = [&](const std::string& name) {
+    auto it = host.find(name);
+    return it == host.end() ? Tensor() : backend.upload(it->second, act);
+  };
+  model->embed_tokens_ = up("model.embed_tokens.weight");
+  model->final_norm_ = up("model.norm.weight");
+  model->lm_head_ = config.tie_word_embeddings ? model->embed_tokens_ : up("lm_head.weight");
+  model->layers_.resize(config.num_layers);
+  for (int64_t i = 0; i < config.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    Layer& l = model->layers_[i];
+    l.input_norm = up(p + "input_layernorm.weight");
+    l.post_norm = up(p + "post_attention_layernorm.weight");
+    l.wq = up(p + "self_attn.q_proj.weight");
+    l.wk = up(p + "self_attn.k_proj.weight");
+    l.wv = up(p + "self_attn.v_proj.weight");
+    l.bq = up_opt(p + "self_attn.q_proj.bias");
+    l.bk = up_opt(p + "self_attn.k_proj.bias");
+    l.bv = up_opt(p + "self_attn.v_proj.bias");
+    l.wo = up(p + "self_attn.o_proj.weight");
+    l.bo = up_opt(p + "self_attn.o_proj.bias");
+    l.q_norm = up_opt(p + "self_attn.q_norm.weight");
+    l.k_norm = up_opt(p + "self_attn.k_norm.weight");
+    l.w_gate_up = backend.upload(
+        concat_rows(host.at(p + "mlp.gate_proj.weight"), host.at(p + "mlp.up_proj.weight")), act);
+    if (config.mlp_bias) {
+      l.b_gate_up = backend.upload(
+          concat_rows(host.at(p + "mlp.gate_proj.bias"), host.at(p + "mlp.up_proj.bias")), act);
+    }
+    l.w_down = up(p + "mlp.down_proj.weight");
+    l.b_down = up_opt(p + "mlp.down_proj.bias");
+  }
+  model->rope_cos_sin_ = backend.upload(
+      rope_cos_sin_table(config.rope, config.head_dim, config.max_position_embeddings),
+      DType::kF32);
+  return model;
+}
+
+size_t Model::kv_bytes_per_block(int block_size) const {
+  return 2 * static_cast<size_t>(config_.num_layers) * block_size * config_.num_kv_heads *
+         config_.head_dim * dtype_size(backend_->act_dtype());
+}
+
+KVCache Model::allocate_kv_cache(int num_blocks, int block_size) const {
+  HARDKV_CHECK(num_blocks > 0 && block_size > 0, kInvalidArgument,
+               "KV cache needs num_blocks > 0 and block_size > 0 (got {}, {})", num_blocks,
+               block_size);
+  KVCache kv;
+  kv.num_blocks = num_blocks;
+  kv.block_size = block_size;
+  const Shape shape{num_blocks, block_size, config_.num_kv_heads, config_.head_dim};
+  for (int64_t i = 0; i < config_.num_layers; ++i) {
+    kv.k.push_back(backend_->alloc(backend_->act_dtype(), shape));
+    kv.v.push_back(backend_->alloc(backend_->act_dtype(), shape));
+  }
+  return kv;
+}
+
+Tensor Model::forward(const ForwardBatch& b, KVCache& kv) {
+  Backend& be = *backend_;
+  const ModelConfig& c = config_;
+  const int64_t num_tokens = static_cast<int64_t>(b.token_ids.size());
+  const int64_t num_seqs = static_cast<int64_t>(b.kv_lens.size());
+  HARDKV_CHECK(num_tokens > 0 && b.positions.size() == b.token_ids.size() &&
+                   b.slot_mapping.size() == b.token_ids.size() &&
+                   b.query_indptr.size() == static_cast<size_t>(num_seqs + 1) &&
+                   b.block_indptr.size() == static_cast<size_t>(num_seqs + 1) &&
+                   b.query_indptr.back() == num_tokens &&
+                   b.block_indptr.back() == static_cast<int32_t>(b.block_indices.size()),
+               kInternal, "inconsistent ForwardBatch: {} tokens, {} seqs", num_tokens, num_seqs);
+  for (int32_t id : b.token_ids) {
+    HARDKV_CHECK(id >= 0 && id < c.vocab_size, kInvalidArgument,
+                 "token id {} is outside the model's vocabulary [0, {})", id, c.vocab_size);
+  }
+  for (int32_t pos : b.positions) {
+    HARDKV_CHECK(pos >= 0 && pos < c.max_position_embeddings, kInvalidArgument,
+                 "position {} is beyond the model's max_position_embeddings {}", pos,
+                 c.max_position_embeddings);
+  }
+  auto to_dev = [&](const std::vector<int32_t>& v) {
+    Tensor t = be.scratch(DType::kI32, {static_cast<int64_t>(v.size())});
+    if (!v.empty()) {
+      Tensor host = Tensor::view(const_cast<int32_t*>(v.data()), DType::kI32,
+                                 {static_cast<int64_t>(v.size())}, Device::kCPU);
+      be.copy_from_host(t, host);
+    }
+    return t;
+  };
+  Tensor ids = to_dev(b.token_ids);
+  Tensor positions = to_dev(b.positions);
+  Tensor slots = to_dev(b.slot_mapping);
+  Tensor logits_idx = to_dev(b.logits_indices);
+  AttentionMeta meta;
+  meta.query_indptr = to_dev(b.query_indptr);
+  meta.kv_lens = to_dev(b.kv_lens);
+  meta.block_indptr = to_dev(b.block_indptr);
+  meta.block_indices = to_dev(b.block_indices);
+  meta.num_seqs = static_cast<int>(num_seqs);
+  meta.num_tokens = static_cast<int>(num_tokens);
+  meta.block_size = kv.block_size;
+  for (int64_t s = 0; s < num_seqs; ++s) {
+    meta.max_query_len = std::max(meta.max_query_len, b.query_indptr[s + 1] - b.query_indptr[s]);
+    meta.max_kv_len = std::max(meta.max_kv_len, b.kv_lens[s]);
+  }
+
+  const DType act = be.act_dtype();
+  const int64_t hidden = c.hidden_size, hd = c.head_dim;
+  const int64_t hq = c.num_heads, hkv = c.num_kv_heads, inter = c.intermediate_size;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+
+  Tensor residual = be.scratch(act, {num_tokens, hidden});  // running residual stream
+  Tensor h = be.scratch(act, {num_tokens, hidden});         // normed input of each sub-block
+  Tensor q = be.scratch(act, {num_tokens, hq, hd});
+  Tensor k = be.scratch(act, {num_tokens, hkv, hd});
+  Tensor v = be.scratch(act, {num_tokens, hkv, hd});
+  Tensor attn = be.scratch(act, {num_tokens, hq, hd});
+  Tensor gate_up = be.scratch(act, {num_tokens, 2 * inter});
+  Tensor mlp_act = be.scratch(act, {num_tokens, inter});
+
+  be.embedding(ids, embed_tokens_, residual);
+  be.rms_norm(residual, layers_[0].input_norm, eps, h);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    Layer& l = layers_[i];
+    if (i > 0) be.add_rms_norm(h, residual, l.input_norm, eps);  // h holds the last MLP output
+    Tensor q2 = q.reshape({num_tokens, hq * hd});
+    Tensor k2 = k.reshape({num_tokens, hkv * hd});
+    Tensor v2 = v.reshape({num_tokens, hkv * hd});
+    be.linear(h, l.wq, opt(l.bq), q2);
+    be.linear(h, l.wk, opt(l.bk), k2);
+    be.linear(h, l.wv, opt(l.bv), v2);
+    if (c.qk_norm) {
+      Tensor qn = q.reshape({num_tokens * hq, hd});
+      Tensor kn = k.reshape({num_tokens * hkv, hd});
+      be.rms_norm(qn, l.q_norm, eps, qn);
+      be.rms_norm(kn, l.k_norm, eps, kn);
+    }
+    be.rope(q, positions, rope_cos_sin_);
+    be.rope(k, positions, rope_cos_sin_);
+    be.kv_store(k, v, slots, kv.k[i], kv.v[i]);
+    be.attention(q, kv.k[i], kv.v[i], meta, scale, attn);
+    Tensor attn2 = attn.reshape({num_tokens, hq * hd});
+    be.linear(attn2, l.wo, opt(l.bo), h);
+    be.add_rms_norm(h, residual, l.post_norm, eps);
+    be.linear(h, l.w_gate_up, opt(l.b_gate_up), gate_up);
+    be.silu_mul(gate_up, mlp_act);
+    be.linear(mlp_act, l.w_down, opt(l.b_down), h);
+  }
+  be.add_rms_norm(h, residual, final_norm_, eps);
+  const int64_t num_logits = static_cast<int64_t>(b.logits_indices.size());
+  Tensor last = be.scratch(act, {num_logits, hidden});
+  Tensor logits = be.scratch(DType::kF32, {num_logits, c.vocab_size});
+  if (num_logits > 0) {
+    be.gather_rows(h, logits_idx, last);
+    be.linear(last, lm_head_, nullptr, logits);
+  }
+  return logits;
+}
+
+}  // namespace hardkv
