@@ -1,10 +1,6 @@
 // Tokenizer: HuggingFace tokenizer.json byte-level BPE (Qwen2/Qwen3 and Llama-3 pre-tokenizers),
 // with added/special tokens, encode, decode and an incremental detokenizer for streaming.
 #pragma once
-// IMPLEMENTER, READ FIRST (delete this note when you commit): several helpers share /work/main at
-// once. Read /work/main/docs/HELPERS.md (working rules: commit only your own paths with
-// `git commit -m ... -- <paths>`, build in your own build-tokenizer/ dir, never git add -A /
-// stash / reset / checkout others' files, GPU budget 0 for you).
 
 #include <cstdint>
 #include <memory>

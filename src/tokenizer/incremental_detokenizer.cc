@@ -1,0 +1,27 @@
+// IncrementalDetokenizer: streams decoded text, holding back the bytes of an unfinished UTF-8
+// character, so that the concatenated pieces equal Tokenizer::decode of all the ids.
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/utf8.h"
+
+namespace hardkv {
+
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens)
+    : tokenizer_(&tokenizer), skip_special_(skip_special_tokens) {}
+
+std::string IncrementalDetokenizer::push(int32_t id) {
+  tokenizer_->impl_->append_token_bytes(id, skip_special_, pending_);
+  std::string text;
+  const size_t held = utf8::append_lossy(pending_, text, /*hold_incomplete_tail=*/true);
+  pending_.erase(0, pending_.size() - held);
+  return text;
+}
+
+std::string IncrementalDetokenizer::flush() {
+  std::string text;
+  utf8::append_lossy(pending_, text, /*hold_incomplete_tail=*/false);
+  pending_.clear();
+  return text;
+}
+
+}  // namespace hardkv

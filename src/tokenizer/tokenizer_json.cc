@@ -1,0 +1,185 @@
+// tokenizer.json / tokenizer_config.json parsing: each section goes to its component's from_json;
+// errors get the file name prepended.
+#include "tokenizer/tokenizer_json.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace hardkv {
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  HARDKV_CHECK(in.good(), kBadFile, "{}: cannot open file (missing or unreadable)", path);
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  HARDKV_CHECK(!in.bad(), kBadFile, "{}: read error", path);
+  return buffer.str();
+}
+
+nlohmann::json parse_json(const std::string& path) {
+  const std::string text = read_file(path);
+  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  HARDKV_CHECK(!j.is_discarded(), kBadFile, "{}: not valid JSON", path);
+  HARDKV_CHECK(j.is_object(), kBadFile, "{}: top level is not a JSON object", path);
+  return j;
+}
+
+// Runs `body`, turning any hardkv::Error or JSON type error into an error that names `path`.
+template <typename Body>
+auto with_path(const std::string& path, Body&& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    if (e.message().rfind(path, 0) == 0) throw;
+    throw Error(e.kind(), path + ": " + e.message(), __FILE__, __LINE__, __func__);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(ErrorKind::kBadFile, path + ": unexpected JSON content: " + e.what(), __FILE__,
+                __LINE__, __func__);
+  }
+}
+
+const nlohmann::json& field_or_null(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNull;
+  return j.contains(key) ? j[key] : kNull;
+}
+
+// Ids of a TemplateProcessing special-token reference.
+std::vector<int32_t> template_special_ids(const nlohmann::json& processor, const std::string& name) {
+  const auto& specials = field_or_null(processor, "special_tokens");
+  HARDKV_CHECK(specials.is_object() && specials.contains(name), kBadFile,
+               "post_processor template names special token \"{}\" missing from special_tokens",
+               name);
+  const auto& ids = field_or_null(specials[name], "ids");
+  HARDKV_CHECK(ids.is_array(), kBadFile, "post_processor special token \"{}\" has no ids", name);
+  std::vector<int32_t> out;
+  for (const auto& id : ids) out.push_back(id.get<int32_t>());
+  return out;
+}
+
+void parse_post_processor(const nlohmann::json& spec, TokenizerImpl& impl) {
+  if (spec.is_null()) return;
+  HARDKV_CHECK(spec.is_object() && spec.contains("type") && spec["type"].is_string(), kBadFile,
+               "post_processor must be null or an object with a \"type\"");
+  const std::string type = spec["type"].get<std::string>();
+  if (type == "ByteLevel") return;  // only adjusts offsets
+  if (type == "Sequence") {
+    for (const auto& sub : field_or_null(spec, "processors")) parse_post_processor(sub, impl);
+    return;
+  }
+  if (type == "TemplateProcessing") {
+    const auto& single = field_or_null(spec, "single");
+    HARDKV_CHECK(single.is_array(), kBadFile, "post_processor TemplateProcessing has no \"single\"");
+    impl.prefix_ids_.clear();
+    impl.suffix_ids_.clear();
+    bool seen_sequence = false;
+    for (const auto& item : single) {
+      if (item.contains("Sequence")) {
+        seen_sequence = true;
+      } else if (item.contains("SpecialToken")) {
+        const auto ids = template_special_ids(spec, item["SpecialToken"]["id"].get<std::string>());
+        auto& dst = seen_sequence ? impl.suffix_ids_ : impl.prefix_ids_;
+        dst.insert(dst.end(), ids.begin(), ids.end());
+      } else {
+        HARDKV_THROW(kBadFile, "post_processor template item {} is neither Sequence nor SpecialToken",
+                     item.dump());
+      }
+    }
+    impl.has_template_ = true;
+    return;
+  }
+  if (type == "RobertaProcessing" || type == "BertProcessing") {
+    const auto& cls = field_or_null(spec, "cls");
+    const auto& sep = field_or_null(spec, "sep");
+    HARDKV_CHECK(cls.is_array() && cls.size() == 2 && sep.is_array() && sep.size() == 2, kBadFile,
+                 "post_processor {} needs \"cls\" and \"sep\" pairs", type);
+    impl.prefix_ids_ = {cls[1].get<int32_t>()};
+    impl.suffix_ids_ = {sep[1].get<int32_t>()};
+    impl.has_template_ = true;
+    return;
+  }
+  HARDKV_THROW(kUnsupported, "post_processor type \"{}\" is not supported", type);
+}
+
+void check_decoder(const nlohmann::json& spec) {
+  if (spec.is_null()) return;  // byte-level pre-tokenizer: decoding is byte-level regardless
+  HARDKV_CHECK(spec.is_object() && spec.contains("type") && spec["type"].is_string(), kBadFile,
+               "decoder must be null or an object with a \"type\"");
+  const std::string type = spec["type"].get<std::string>();
+  if (type == "ByteLevel") return;
+  if (type == "Sequence") {
+    for (const auto& sub : field_or_null(spec, "decoders")) check_decoder(sub);
+    return;
+  }
+  HARDKV_THROW(kUnsupported, "decoder type \"{}\" is not supported (hardkv decodes ByteLevel)",
+               type);
+}
+
+// tokenizer_config.json writes a token either as a string or as {"content": "...", ...}.
+std::optional<std::string> config_token(const nlohmann::json& config, const char* key) {
+  const auto& v = field_or_null(config, key);
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_object() && v.contains("content") && v["content"].is_string()) {
+    return v["content"].get<std::string>();
+  }
+  HARDKV_CHECK(v.is_null(), kBadFile, "\"{}\" must be a string, an object with \"content\" or null",
+               key);
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::unique_ptr<TokenizerImpl> load_tokenizer_json(const std::string& path) {
+  const nlohmann::json j = parse_json(path);
+  return with_path(path, [&] {
+    HARDKV_CHECK(j.contains("model"), kBadFile, "no \"model\" section");
+    auto impl = std::make_unique<TokenizerImpl>(
+        path, Normalizer::from_json(field_or_null(j, "normalizer")),
+        PreTokenizer::from_json(field_or_null(j, "pre_tokenizer")), BpeModel::from_json(j["model"]),
+        AddedVocabulary::from_json(field_or_null(j, "added_tokens")));
+    parse_post_processor(field_or_null(j, "post_processor"), *impl);
+    check_decoder(field_or_null(j, "decoder"));
+    impl->finish_loading();
+    return impl;
+  });
+}
+
+TokenizerConfig load_tokenizer_config(const std::string& path, const std::string& jinja_path) {
+  TokenizerConfig config;
+  config.path = path;
+  if (std::ifstream(path).good()) {
+    const nlohmann::json j = parse_json(path);
+    config = with_path(path, [&] {
+    TokenizerConfig c;
+    c.path = path;
+    c.bos_token = config_token(j, "bos_token");
+    c.eos_token = config_token(j, "eos_token");
+    const auto& add_bos = field_or_null(j, "add_bos_token");
+    if (add_bos.is_boolean()) c.add_bos_token = add_bos.get<bool>();
+    const auto& tmpl = field_or_null(j, "chat_template");
+    if (tmpl.is_string()) {
+      c.chat_template = tmpl.get<std::string>();
+    } else if (tmpl.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+      for (const auto& entry : tmpl) {
+        if (c.chat_template.empty() || entry.value("name", "") == "default") {
+          c.chat_template = entry.at("template").get<std::string>();
+        }
+      }
+    }
+    return c;
+    });
+  }
+  if (config.chat_template.empty()) {
+    std::ifstream in(jinja_path, std::ios::binary);
+    if (in.good()) {
+      std::ostringstream buffer;
+      buffer << in.rdbuf();
+      config.chat_template = buffer.str();
+    }
+  }
+  return config;
+}
+
+}  // namespace hardkv
