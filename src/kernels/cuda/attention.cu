@@ -1,0 +1,90 @@
+// Paged attention front end: split-KV planning, shape checks, head-dim dispatch, and the combine
+// kernel that merges split partials (weights l_s * 2^(m_s - max m)).
+#include <algorithm>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_utils.cuh"
+
+namespace hardkv::cuda {
+namespace {
+
+// One block per (token, head); thread d owns output dim d.
+__global__ void combine_splits_kernel(const float* __restrict__ partial_o,
+                                      const float* __restrict__ partial_ml, bf16* __restrict__ out,
+                                      int num_splits, int64_t rows, int head_dim) {
+  const int64_t row = blockIdx.x;  // token * num_q_heads + head
+  const int d = threadIdx.x;
+  float m_max = -INFINITY;
+  for (int s = 0; s < num_splits; ++s) m_max = fmaxf(m_max, partial_ml[(s * rows + row) * 2]);
+  float acc = 0.f, wsum = 0.f;
+  for (int s = 0; s < num_splits; ++s) {
+    const float m = partial_ml[(s * rows + row) * 2];
+    const float l = partial_ml[(s * rows + row) * 2 + 1];
+    if (l == 0.f) continue;  // empty split (m = -inf)
+    const float w = l * exp2f(m - m_max);
+    wsum += w;
+    acc += w * partial_o[(s * rows + row) * head_dim + d];
+  }
+  out[row * head_dim + d] = __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
+}
+
+}  // namespace
+
+size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
+  const int group = std::max(1, p.num_q_heads / std::max(1, p.num_kv_heads));
+  const int64_t row_tiles =
+      ceil_div(static_cast<int64_t>(p.max_query_len) * group, kAttentionRowTile);
+  const int64_t blocks = row_tiles * p.num_seqs * p.num_kv_heads;
+  const int64_t kv_tiles = ceil_div(std::max(1, p.max_kv_len), kAttentionKvTile);
+  int64_t splits = 1;
+  if (blocks > 0 && blocks < num_sms) {
+    splits = std::min<int64_t>({ceil_div(2 * num_sms, blocks), kv_tiles, 64});
+  }
+  const int64_t tiles_per_split = ceil_div(kv_tiles, splits);
+  splits = ceil_div(kv_tiles, tiles_per_split);  // drop splits that would be empty for all seqs
+  p.num_splits = static_cast<int>(splits);
+  p.kv_chunk = static_cast<int>(tiles_per_split * kAttentionKvTile);
+  if (p.num_splits == 1) return 0;
+  const size_t rows = static_cast<size_t>(p.num_tokens) * p.num_q_heads;
+  return static_cast<size_t>(p.num_splits) * rows * (p.head_dim + 2);
+}
+
+void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) {
+  CUDA_REQUIRE(p.num_q_heads > 0 && p.num_kv_heads > 0 && p.num_q_heads % p.num_kv_heads == 0,
+               kInvalidArgument, "attention: ", p.num_q_heads, " query heads is not a multiple of ",
+               p.num_kv_heads, " KV heads");
+  CUDA_REQUIRE(p.block_size > 0 && p.num_seqs >= 0 && p.num_tokens >= 0, kInvalidArgument,
+               "attention: bad sizes block_size=", p.block_size, " seqs=", p.num_seqs,
+               " tokens=", p.num_tokens);
+  CUDA_REQUIRE(p.num_splits >= 1 && p.kv_chunk > 0 && p.kv_chunk % kAttentionKvTile == 0, kInternal,
+               "attention: plan_paged_attention() was not called");
+  CUDA_REQUIRE(p.num_splits == 1 || (p.partial_o && p.partial_ml), kInternal,
+               "attention: ", p.num_splits, " splits need a workspace");
+  CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >= p.max_kv_len, kInternal,
+               "attention: splits cover ", p.num_splits * p.kv_chunk, " of ", p.max_kv_len,
+               " KV positions");
+  if (p.num_seqs == 0 || p.num_tokens == 0) return;
+  switch (p.head_dim) {
+    case 64:
+      launch_paged_attention_d64(p, stream);
+      break;
+    case 128:
+      launch_paged_attention_d128(p, stream);
+      break;
+    case 256:
+      launch_paged_attention_d256(p, stream);
+      break;
+    default:
+      CUDA_REQUIRE(false, kUnsupported, "CUDA attention: head_dim ", p.head_dim,
+                   " is not supported (64, 128, 256)");
+  }
+  if (p.num_splits > 1) {
+    const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
+    combine_splits_kernel<<<rows, p.head_dim, 0, stream>>>(p.partial_o, p.partial_ml, p.out,
+                                                           p.num_splits, rows, p.head_dim);
+    CUDA_CHECK_LAUNCH();
+  }
+}
+
+}  // namespace hardkv::cuda

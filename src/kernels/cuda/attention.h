@@ -1,0 +1,58 @@
+// Paged causal attention (prefill and decode, varlen batch, GQA) on bf16 Q and a paged bf16 KV
+// cache, with optional split-KV (flash-decoding) whose partial results a combine kernel merges.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hardkv::cuda {
+
+// Indexing follows hardkv::AttentionMeta (src/kernels/backend.h): sequence i owns query rows
+// [query_indptr[i], query_indptr[i+1]) and kv_lens[i] tokens in blocks
+// block_indices[block_indptr[i] ..]; query row j has position kv_lens[i] - q_len_i + j.
+struct PagedAttentionParams {
+  const __nv_bfloat16* q = nullptr;        // [num_tokens, num_q_heads, head_dim]
+  const __nv_bfloat16* k_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
+  const __nv_bfloat16* v_cache = nullptr;  // [num_blocks, block_size, num_kv_heads, head_dim]
+  __nv_bfloat16* out = nullptr;            // [num_tokens, num_q_heads, head_dim]
+  const int32_t* query_indptr = nullptr;   // [num_seqs + 1]
+  const int32_t* kv_lens = nullptr;        // [num_seqs]
+  const int32_t* block_indptr = nullptr;   // [num_seqs + 1]
+  const int32_t* block_indices = nullptr;  // [total blocks]
+  int num_seqs = 0;
+  int num_tokens = 0;
+  int num_q_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  int block_size = 0;
+  int max_query_len = 0;  // host-side bounds: they size the grid
+  int max_kv_len = 0;
+  float scale = 1.f;
+  // Split-KV: split s covers kv positions [s * kv_chunk, (s + 1) * kv_chunk). With num_splits > 1
+  // the partials go to the workspace and a combine kernel writes `out`.
+  int num_splits = 1;
+  int kv_chunk = 0;             // positions per split, a multiple of kAttentionKvTile
+  float* partial_o = nullptr;   // F32 [num_splits, num_tokens, num_q_heads, head_dim]
+  float* partial_ml = nullptr;  // F32 [num_splits, num_tokens, num_q_heads, 2] (max, sum)
+};
+
+inline constexpr int kAttentionKvTile = 64;   // KV positions per shared-memory tile
+inline constexpr int kAttentionRowTile = 16;  // (query token, head-in-group) rows per block
+
+// Chooses num_splits and kv_chunk so that the grid fills about two waves of `num_sms`
+// multiprocessors (decode at small batch), and returns the workspace size in floats.
+size_t plan_paged_attention(PagedAttentionParams& p, int num_sms);
+
+// Checks shapes and launches (plus the combine kernel when num_splits > 1).
+// head_dim in {64, 128, 256}.
+void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
+
+// Per-head-dim entry points, each instantiated in its own translation unit.
+void launch_paged_attention_d64(const PagedAttentionParams& p, cudaStream_t stream);
+void launch_paged_attention_d128(const PagedAttentionParams& p, cudaStream_t stream);
+void launch_paged_attention_d256(const PagedAttentionParams& p, cudaStream_t stream);
+
+}  // namespace hardkv::cuda

@@ -1,0 +1,360 @@
+// CudaBackend: shape/dtype checks on hardkv::Tensor, then the raw-pointer launchers in
+// src/kernels/cuda/*.h; plus make_cuda_backend() and cuda_device_available().
+#include "kernels/cuda/cuda_backend.h"
+
+#include <cuda_bf16.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/embedding.h"
+#include "kernels/cuda/kv_store.h"
+#include "kernels/cuda/rms_norm.h"
+#include "kernels/cuda/rope.h"
+#include "kernels/cuda/silu_mul.h"
+
+namespace hardkv {
+
+namespace cuda {
+namespace {
+
+constexpr size_t kStagingBytes = 8u << 20;
+
+using bf16 = __nv_bfloat16;
+
+void check_on_device(const Tensor& t, const char* op, const char* name) {
+  HARDKV_CHECK(t.defined() && t.device() == Device::kCUDA, kInvalidArgument,
+               "cuda {}: {} is not a CUDA tensor", op, name);
+}
+
+void check_dtype(const Tensor& t, DType dtype, const char* op, const char* name) {
+  check_on_device(t, op, name);
+  HARDKV_CHECK(t.dtype() == dtype, kInvalidArgument, "cuda {}: {} has dtype {}, expected {}", op,
+               name, dtype_name(t.dtype()), dtype_name(dtype));
+}
+
+const bf16* cbf(const Tensor& t) { return static_cast<const bf16*>(t.data()); }
+bf16* mbf(const Tensor& t) { return static_cast<bf16*>(t.data()); }
+const int32_t* ci32(const Tensor& t) { return static_cast<const int32_t*>(t.data()); }
+
+bool is_float(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
+  CUDA_CHECK(cudaSetDevice(device_idx_));
+  CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_idx_));
+  CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+  CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), kStagingBytes));
+  CUDA_CHECK(cudaEventCreateWithFlags(&staging_free_, cudaEventDisableTiming));
+  CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
+  gemm_ = std::make_unique<LtGemm>();
+}
+
+CudaBackend::~CudaBackend() {
+  if (stream_) cudaStreamSynchronize(stream_);
+  gemm_.reset();
+  if (staging_free_) cudaEventDestroy(staging_free_);
+  if (staging_) cudaFreeHost(staging_);
+  if (stream_) cudaStreamDestroy(stream_);
+}
+
+// --- memory ------------------------------------------------------------------------------------
+
+Tensor CudaBackend::alloc(DType dtype, Shape shape) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  void* p = nullptr;
+  CUDA_CHECK(cudaSetDevice(device_idx_));
+  const cudaError_t err = cudaMalloc(&p, std::max<size_t>(bytes, 1));
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    HARDKV_THROW(kOutOfMemory,
+                 "cannot allocate {} bytes on CUDA device {} for a {} tensor {} ({} of {} bytes "
+                 "free): use a smaller model, batch or KV cache",
+                 bytes, device_idx_, dtype_name(dtype), shape_str(shape), free_b, total_b);
+  }
+  CUDA_CHECK(cudaMemsetAsync(p, 0, bytes, stream_));
+  std::shared_ptr<void> owner(p, [](void* q) { cudaFree(q); });
+  return Tensor::view(p, dtype, std::move(shape), Device::kCUDA, std::move(owner));
+}
+
+Tensor CudaBackend::scratch(DType dtype, Shape shape) {
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  return Tensor::view(scratch_.allocate(bytes), dtype, std::move(shape), Device::kCUDA);
+}
+
+void CudaBackend::release_scratch() {
+  scratch_.reset();
+  CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
+  staging_used_ = 0;
+}
+
+void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes) {
+  if (bytes == 0) return;
+  if (staging_used_ + bytes > kStagingBytes) {
+    // Too big for the staging buffer: a pageable copy (the runtime syncs the stream first).
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    return;
+  }
+  if (staging_used_ == 0) CUDA_CHECK(cudaEventSynchronize(staging_free_));  // last step's copies
+  char* s = staging_ + staging_used_;
+  std::memcpy(s, src, bytes);
+  staging_used_ += (bytes + 255) / 256 * 256;
+  CUDA_CHECK(cudaMemcpyAsync(dst, s, bytes, cudaMemcpyHostToDevice, stream_));
+}
+
+Tensor CudaBackend::upload(const Tensor& host, DType dtype) {
+  HARDKV_CHECK(host.defined() || host.numel() == 0, kInvalidArgument,
+               "cuda upload: undefined tensor");
+  HARDKV_CHECK(host.device() == Device::kCPU, kInvalidArgument,
+               "cuda upload: source is not a host tensor");
+  Tensor out = alloc(dtype, host.shape());
+  const size_t n = static_cast<size_t>(host.numel());
+  if (n == 0) return out;
+  if (host.dtype() == dtype) {
+    CUDA_CHECK(
+        cudaMemcpyAsync(out.data(), host.data(), host.nbytes(), cudaMemcpyHostToDevice, stream_));
+  } else {
+    HARDKV_CHECK(is_float(host.dtype()) && is_float(dtype), kInvalidArgument,
+                 "cuda upload: cannot convert {} to {} (only float dtypes convert)",
+                 dtype_name(host.dtype()), dtype_name(dtype));
+    std::vector<float> f32(n);
+    convert_to_f32(host.data(), host.dtype(), f32.data(), n);
+    std::vector<char> converted(n * dtype_size(dtype));
+    convert_from_f32(f32.data(), converted.data(), dtype, n);
+    CUDA_CHECK(cudaMemcpyAsync(out.data(), converted.data(), converted.size(),
+                               cudaMemcpyHostToDevice, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffers may go away on return
+  return out;
+}
+
+void CudaBackend::copy_from_host(Tensor& dst, const Tensor& host_src) {
+  check_on_device(dst, "copy_from_host", "dst");
+  HARDKV_CHECK(host_src.device() == Device::kCPU && host_src.dtype() == dst.dtype() &&
+                   host_src.numel() == dst.numel(),
+               kInvalidArgument, "cuda copy_from_host: host {} {} does not match device {} {}",
+               dtype_name(host_src.dtype()), shape_str(host_src.shape()), dtype_name(dst.dtype()),
+               shape_str(dst.shape()));
+  copy_to_device_async(dst.data(), host_src.data(), dst.nbytes());
+}
+
+Tensor CudaBackend::download(const Tensor& t) {
+  check_on_device(t, "download", "tensor");
+  Tensor host = Tensor::empty(t.dtype(), t.shape());
+  if (t.nbytes() > 0) {
+    CUDA_CHECK(cudaMemcpyAsync(host.data(), t.data(), t.nbytes(), cudaMemcpyDeviceToHost, stream_));
+  }
+  CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return host;
+}
+
+void CudaBackend::synchronize() { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+// --- ops ---------------------------------------------------------------------------------------
+
+void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out) {
+  check_dtype(ids, DType::kI32, "embedding", "ids");
+  check_dtype(table, DType::kBF16, "embedding", "table");
+  check_dtype(out, DType::kBF16, "embedding", "out");
+  HARDKV_CHECK(table.ndim() == 2 && out.numel() == ids.numel() * table.dim(1), kInvalidArgument,
+               "cuda embedding: ids {} table {} out {}", shape_str(ids.shape()),
+               shape_str(table.shape()), shape_str(out.shape()));
+  launch_embedding(ci32(ids), cbf(table), mbf(out), ids.numel(), table.dim(1), table.dim(0),
+                   stream_);
+}
+
+void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
+  check_dtype(x, DType::kBF16, "rms_norm", "x");
+  check_dtype(w, DType::kBF16, "rms_norm", "w");
+  check_dtype(out, DType::kBF16, "rms_norm", "out");
+  const int64_t dim = w.numel();
+  HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && out.numel() == x.numel(), kInvalidArgument,
+               "cuda rms_norm: x {} w {} out {}", shape_str(x.shape()), shape_str(w.shape()),
+               shape_str(out.shape()));
+  launch_rms_norm(cbf(x), cbf(w), eps, mbf(out), x.numel() / dim, dim, stream_);
+}
+
+void CudaBackend::add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, float eps) {
+  check_dtype(x, DType::kBF16, "add_rms_norm", "x");
+  check_dtype(residual, DType::kBF16, "add_rms_norm", "residual");
+  check_dtype(w, DType::kBF16, "add_rms_norm", "w");
+  const int64_t dim = w.numel();
+  HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && residual.numel() == x.numel(), kInvalidArgument,
+               "cuda add_rms_norm: x {} residual {} w {}", shape_str(x.shape()),
+               shape_str(residual.shape()), shape_str(w.shape()));
+  launch_add_rms_norm(mbf(x), mbf(residual), cbf(w), eps, x.numel() / dim, dim, stream_);
+}
+
+void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) {
+  check_dtype(x, DType::kBF16, "linear", "x");
+  check_dtype(w, DType::kBF16, "linear", "w");
+  check_on_device(out, "linear", "out");
+  HARDKV_CHECK(out.dtype() == DType::kBF16 || out.dtype() == DType::kF32, kInvalidArgument,
+               "cuda linear: out dtype {} (BF16 or F32)", dtype_name(out.dtype()));
+  HARDKV_CHECK(w.ndim() == 2, kInvalidArgument, "cuda linear: w {} is not 2-D",
+               shape_str(w.shape()));
+  const int64_t m = w.dim(0), k = w.dim(1);
+  HARDKV_CHECK(x.dim(-1) == k && out.dim(-1) == m && out.numel() / m == x.numel() / k,
+               kInvalidArgument, "cuda linear: x {} w {} out {}", shape_str(x.shape()),
+               shape_str(w.shape()), shape_str(out.shape()));
+  const bf16* b = nullptr;
+  if (bias != nullptr && bias->defined()) {
+    check_dtype(*bias, DType::kBF16, "linear", "bias");
+    HARDKV_CHECK(bias->numel() == m, kInvalidArgument, "cuda linear: bias {} for {} outputs",
+                 shape_str(bias->shape()), m);
+    b = cbf(*bias);
+  }
+  gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, x.numel() / k, m, k,
+             stream_);
+}
+
+void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) {
+  check_dtype(x, DType::kBF16, "rope", "x");
+  check_dtype(positions, DType::kI32, "rope", "positions");
+  check_dtype(cos_sin, DType::kF32, "rope", "cos_sin");
+  HARDKV_CHECK(x.ndim() == 3 && positions.numel() == x.dim(0) && cos_sin.ndim() == 2 &&
+                   cos_sin.dim(1) == x.dim(2),
+               kInvalidArgument, "cuda rope: x {} positions {} cos_sin {}", shape_str(x.shape()),
+               shape_str(positions.shape()), shape_str(cos_sin.shape()));
+  launch_rope(mbf(x), ci32(positions), cos_sin.data_as<float>(), x.dim(0), x.dim(1), x.dim(2),
+              cos_sin.dim(0), stream_);
+}
+
+void CudaBackend::qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& positions,
+                               const Tensor& cos_sin) {
+  check_dtype(x, DType::kBF16, "qk_norm_rope", "x");
+  check_dtype(w, DType::kBF16, "qk_norm_rope", "w");
+  check_dtype(positions, DType::kI32, "qk_norm_rope", "positions");
+  check_dtype(cos_sin, DType::kF32, "qk_norm_rope", "cos_sin");
+  HARDKV_CHECK(x.ndim() == 3 && positions.numel() == x.dim(0) && w.numel() == x.dim(2) &&
+                   cos_sin.ndim() == 2 && cos_sin.dim(1) == x.dim(2),
+               kInvalidArgument, "cuda qk_norm_rope: x {} w {} positions {} cos_sin {}",
+               shape_str(x.shape()), shape_str(w.shape()), shape_str(positions.shape()),
+               shape_str(cos_sin.shape()));
+  launch_qk_norm_rope(mbf(x), cbf(w), eps, ci32(positions), cos_sin.data_as<float>(), x.dim(0),
+                      x.dim(1), x.dim(2), cos_sin.dim(0), stream_);
+}
+
+void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
+  check_dtype(gate_up, DType::kBF16, "silu_mul", "gate_up");
+  check_dtype(out, DType::kBF16, "silu_mul", "out");
+  const int64_t inter = out.dim(-1);
+  HARDKV_CHECK(gate_up.dim(-1) == 2 * inter && gate_up.numel() == 2 * out.numel(), kInvalidArgument,
+               "cuda silu_mul: gate_up {} out {}", shape_str(gate_up.shape()),
+               shape_str(out.shape()));
+  launch_silu_mul(cbf(gate_up), mbf(out), out.numel() / inter, inter, stream_);
+}
+
+void CudaBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
+                           Tensor& v_cache) {
+  check_dtype(k, DType::kBF16, "kv_store", "k");
+  check_dtype(v, DType::kBF16, "kv_store", "v");
+  check_dtype(slots, DType::kI32, "kv_store", "slots");
+  check_dtype(k_cache, DType::kBF16, "kv_store", "k_cache");
+  check_dtype(v_cache, DType::kBF16, "kv_store", "v_cache");
+  HARDKV_CHECK(k_cache.ndim() == 4 && k_cache.shape() == v_cache.shape() &&
+                   k.shape() == v.shape() && k.dim(0) == slots.numel(),
+               kInvalidArgument, "cuda kv_store: k {} v {} slots {} caches {} {}",
+               shape_str(k.shape()), shape_str(v.shape()), shape_str(slots.shape()),
+               shape_str(k_cache.shape()), shape_str(v_cache.shape()));
+  const int64_t row = k_cache.dim(2) * k_cache.dim(3);
+  const int64_t num_tokens = slots.numel();
+  HARDKV_CHECK(k.numel() == num_tokens * row, kInvalidArgument,
+               "cuda kv_store: k {} does not hold {} rows of {} (cache {})", shape_str(k.shape()),
+               num_tokens, row, shape_str(k_cache.shape()));
+  launch_kv_store(cbf(k), cbf(v), ci32(slots), mbf(k_cache), mbf(v_cache), num_tokens, row,
+                  k_cache.dim(0) * k_cache.dim(1), stream_);
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionMeta& meta, float scale, Tensor& out) {
+  check_dtype(q, DType::kBF16, "attention", "q");
+  check_dtype(k_cache, DType::kBF16, "attention", "k_cache");
+  check_dtype(v_cache, DType::kBF16, "attention", "v_cache");
+  check_dtype(out, DType::kBF16, "attention", "out");
+  check_dtype(meta.query_indptr, DType::kI32, "attention", "query_indptr");
+  check_dtype(meta.kv_lens, DType::kI32, "attention", "kv_lens");
+  check_dtype(meta.block_indptr, DType::kI32, "attention", "block_indptr");
+  check_dtype(meta.block_indices, DType::kI32, "attention", "block_indices");
+  HARDKV_CHECK(q.ndim() == 3 && k_cache.ndim() == 4 && k_cache.shape() == v_cache.shape() &&
+                   out.shape() == q.shape() && q.dim(2) == k_cache.dim(3) &&
+                   q.dim(0) == meta.num_tokens && k_cache.dim(1) == meta.block_size,
+               kInvalidArgument,
+               "cuda attention: q {} caches {} {} out {} (meta: {} tokens, block size {})",
+               shape_str(q.shape()), shape_str(k_cache.shape()), shape_str(v_cache.shape()),
+               shape_str(out.shape()), meta.num_tokens, meta.block_size);
+  HARDKV_CHECK(
+      meta.query_indptr.numel() == meta.num_seqs + 1 && meta.kv_lens.numel() == meta.num_seqs &&
+          meta.block_indptr.numel() == meta.num_seqs + 1,
+      kInvalidArgument, "cuda attention: metadata arrays do not match {} sequences", meta.num_seqs);
+  PagedAttentionParams p;
+  p.q = cbf(q);
+  p.k_cache = cbf(k_cache);
+  p.v_cache = cbf(v_cache);
+  p.out = mbf(out);
+  p.query_indptr = ci32(meta.query_indptr);
+  p.kv_lens = ci32(meta.kv_lens);
+  p.block_indptr = ci32(meta.block_indptr);
+  p.block_indices = ci32(meta.block_indices);
+  p.num_seqs = meta.num_seqs;
+  p.num_tokens = meta.num_tokens;
+  p.num_q_heads = static_cast<int>(q.dim(1));
+  p.num_kv_heads = static_cast<int>(k_cache.dim(2));
+  p.head_dim = static_cast<int>(q.dim(2));
+  p.block_size = meta.block_size;
+  p.max_query_len = meta.max_query_len;
+  p.max_kv_len = meta.max_kv_len;
+  p.scale = scale;
+  const size_t workspace_floats = plan_paged_attention(p, num_sms_);
+  if (workspace_floats > 0) {
+    auto* ws = static_cast<float*>(scratch_.allocate(workspace_floats * sizeof(float)));
+    p.partial_o = ws;
+    p.partial_ml =
+        ws + static_cast<size_t>(p.num_splits) * p.num_tokens * p.num_q_heads * p.head_dim;
+  }
+  launch_paged_attention(p, stream_);
+}
+
+void CudaBackend::gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) {
+  check_dtype(x, DType::kBF16, "gather_rows", "x");
+  check_dtype(idx, DType::kI32, "gather_rows", "idx");
+  check_dtype(out, DType::kBF16, "gather_rows", "out");
+  const int64_t width = x.dim(-1);
+  HARDKV_CHECK(out.dim(-1) == width && out.numel() == idx.numel() * width, kInvalidArgument,
+               "cuda gather_rows: x {} idx {} out {}", shape_str(x.shape()), shape_str(idx.shape()),
+               shape_str(out.shape()));
+  launch_gather_rows(cbf(x), ci32(idx), mbf(out), idx.numel(), width, x.numel() / width, stream_);
+}
+
+}  // namespace cuda
+
+bool cuda_device_available() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no device" error
+    return false;
+  }
+  return count > 0;
+}
+
+std::unique_ptr<Backend> make_cuda_backend(int device_idx) {
+  int count = 0;
+  const cudaError_t err = cudaGetDeviceCount(&count);
+  if (err != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    HARDKV_THROW(kUnsupported, "no CUDA device is available ({}); use --backend cpu",
+                 err != cudaSuccess ? cudaGetErrorString(err) : "device count is 0");
+  }
+  HARDKV_CHECK(device_idx >= 0 && device_idx < count, kInvalidArgument,
+               "CUDA device {} does not exist ({} present)", device_idx, count);
+  return std::make_unique<cuda::CudaBackend>(device_idx);
+}
+
+}  // namespace hardkv
