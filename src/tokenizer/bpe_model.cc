@@ -55,7 +55,8 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
   HARDKV_CHECK(model.contains("type") && model["type"].is_string(), kBadFile,
                "\"model\" has no \"type\"");
   const std::string type = model["type"].get<std::string>();
-  HARDKV_CHECK(type == "BPE", kUnsupported,
+  // Reported as a bad file: whatever the type, hardkv cannot read this tokenizer.json's model.
+  HARDKV_CHECK(type == "BPE", kBadFile,
                "model type \"{}\" is not supported (hardkv implements \"BPE\")", type);
   if (model.contains("dropout") && !model["dropout"].is_null()) {
     HARDKV_CHECK(model["dropout"].is_number() && model["dropout"].get<double>() == 0.0,
