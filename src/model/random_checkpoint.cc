@@ -87,7 +87,7 @@ void write_random_tensor(SafetensorsWriter& writer, const TensorInfo& info, uint
   const size_t numel = static_cast<size_t>(shape_numel(info.shape));
   const size_t esize = dtype_size(info.dtype);
   const size_t num_chunks = (numel + kChunkElems - 1) / kChunkElems;
-  std::vector<float> values(kChunkElems * kChunksPerBatch);
+  std::vector<float> values(std::min(numel, kChunkElems * kChunksPerBatch));
   std::vector<unsigned char> bytes(values.size() * esize);
   for (size_t first = 0; first < num_chunks; first += kChunksPerBatch) {
     const size_t count = std::min(kChunksPerBatch, num_chunks - first);
