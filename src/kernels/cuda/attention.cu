@@ -66,6 +66,12 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
                " KV positions");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;
   switch (p.head_dim) {
+    case 16:
+      launch_paged_attention_d16(p, stream);
+      break;
+    case 32:
+      launch_paged_attention_d32(p, stream);
+      break;
     case 64:
       launch_paged_attention_d64(p, stream);
       break;
@@ -77,7 +83,7 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
       break;
     default:
       CUDA_REQUIRE(false, kUnsupported, "CUDA attention: head_dim ", p.head_dim,
-                   " is not supported (64, 128, 256)");
+                   " is not supported (16, 32, 64, 128, 256)");
   }
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;

@@ -47,10 +47,12 @@ inline constexpr int kAttentionRowTile = 16;  // (query token, head-in-group) ro
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms);
 
 // Checks shapes and launches (plus the combine kernel when num_splits > 1).
-// head_dim in {64, 128, 256}.
+// head_dim in {16, 32, 64, 128, 256}.
 void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
 
 // Per-head-dim entry points, each instantiated in its own translation unit.
+void launch_paged_attention_d16(const PagedAttentionParams& p, cudaStream_t stream);
+void launch_paged_attention_d32(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_paged_attention_d64(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_paged_attention_d128(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_paged_attention_d256(const PagedAttentionParams& p, cudaStream_t stream);

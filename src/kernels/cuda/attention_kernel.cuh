@@ -23,7 +23,9 @@ struct AttentionTraits {
   // K rows padded by 16 bytes: lanes reading 16-byte chunks of consecutive rows hit distinct
   // bank groups (row stride is an odd number of 16-byte units).
   static constexpr int kKStride = D + 8;
-  static constexpr int kDimsPerLane = D / 32;
+  // Output dims per lane; with D < 32 lanes >= D own none.
+  static constexpr int kDimsPerLane = D >= 32 ? D / 32 : 1;
+  static constexpr bool kLaneHasDims(int lane) { return lane * kDimsPerLane < D; }
   static constexpr size_t kSmemBytes =
       sizeof(float) * kRows * D + sizeof(bf16) * kTile * (kKStride + D);
 };
@@ -37,10 +39,12 @@ __device__ __forceinline__ void load_dims(const bf16* p, float (&f)[N]) {
     const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.x));
     const float2 b = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(&u.y));
     f[0] = a.x, f[1] = a.y, f[2] = b.x, f[3] = b.y;
-  } else {
-    static_assert(N == 2);
+  } else if constexpr (N == 2) {
     const float2 a = __bfloat1622float2(*reinterpret_cast<const __nv_bfloat162*>(p));
     f[0] = a.x, f[1] = a.y;
+  } else {
+    static_assert(N == 1);
+    f[0] = __bfloat162float(*p);
   }
 }
 
@@ -176,7 +180,12 @@ __global__ void __launch_bounds__(AttentionTraits<D>::kThreads)
       for (int jj = 0; jj < n; ++jj) {
         const int j = half * 32 + jj;
         float v[kDpl];
-        load_dims<kDpl>(v_s + j * D + lane * kDpl, v);
+        if (T::kLaneHasDims(lane)) {
+          load_dims<kDpl>(v_s + j * D + lane * kDpl, v);
+        } else {
+#pragma unroll
+          for (int d = 0; d < kDpl; ++d) v[d] = 0.f;
+        }
 #pragma unroll
         for (int rr = 0; rr < R; ++rr) {
           if (!row_valid[rr]) continue;
@@ -190,7 +199,7 @@ __global__ void __launch_bounds__(AttentionTraits<D>::kThreads)
 
 #pragma unroll
   for (int rr = 0; rr < R; ++rr) {
-    if (!row_valid[rr]) continue;
+    if (!row_valid[rr] || !T::kLaneHasDims(lane)) continue;
     const int row = row0 + warp + rr * T::kWarps;
     const int64_t tok = q_begin + row / group;
     const int head = kv_head * group + row % group;
@@ -204,7 +213,7 @@ __global__ void __launch_bounds__(AttentionTraits<D>::kThreads)
       float* dst = p.partial_o + idx * D + lane * kDpl;
 #pragma unroll
       for (int d = 0; d < kDpl; ++d) dst[d] = o[rr][d] * inv_l;
-      if (lane == 0) {
+      if (lane == 0) {  // lane 0 always owns dims
         p.partial_ml[idx * 2] = m[rr];
         p.partial_ml[idx * 2 + 1] = l[rr];
       }

@@ -1,0 +1,301 @@
+// Backend parity (like llama.cpp's test-backend-ops): every op on the CUDA backend against the
+// CPU reference backend on random inputs, compared by normalised mean squared error. Inputs are
+// rounded to bf16 first so both backends see identical values. Skips without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace hardkv {
+namespace {
+
+// bf16 outputs carry ~2^-9 relative rounding (NMSE ~1e-6); 1e-4 leaves room for fp32
+// reassociation and the bf16 rounding of intermediates (residual stream, attention inputs).
+constexpr double kBf16Nmse = 1e-4;
+
+class CudaOpsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU parity tests skipped";
+    cpu_ = make_cpu_backend();
+    gpu_ = make_cuda_backend(0);
+  }
+
+  // Host F32 tensor of N(0, stddev) values rounded to bf16.
+  Tensor random(Shape shape, float stddev = 1.f) {
+    Tensor t = Tensor::empty(DType::kF32, std::move(shape));
+    std::normal_distribution<float> dist(0.f, stddev);
+    float* p = t.data_as<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = bf16_to_f32(f32_to_bf16(dist(rng_)));
+    return t;
+  }
+  Tensor ints(const std::vector<int32_t>& v) {
+    Tensor t = Tensor::empty(DType::kI32, {static_cast<int64_t>(v.size())});
+    if (!v.empty()) std::memcpy(t.data(), v.data(), v.size() * 4);
+    return t;
+  }
+  Tensor cpu_act(const Tensor& host) { return cpu_->upload(host, DType::kF32); }
+  Tensor gpu_act(const Tensor& host) { return gpu_->upload(host, DType::kBF16); }
+  // A GPU output pre-filled with NaN, so an element the kernel does not write fails the check.
+  Tensor gpu_poisoned(DType dtype, Shape shape) {
+    Tensor host = Tensor::empty(DType::kF32, shape);
+    std::fill_n(host.data_as<float>(), host.numel(), std::nanf(""));
+    return gpu_->upload(host, dtype);
+  }
+  // Host F32 copy of a backend tensor.
+  static Tensor to_f32(Backend& be, const Tensor& t) {
+    Tensor h = be.download(t);
+    if (h.dtype() == DType::kF32) return h;
+    Tensor f = Tensor::empty(DType::kF32, h.shape());
+    convert_to_f32(h.data(), h.dtype(), f.data_as<float>(), h.numel());
+    return f;
+  }
+  void expect_close(const Tensor& ref_cpu, const Tensor& got_gpu, double tol, const char* what) {
+    Tensor a = to_f32(*cpu_, ref_cpu);
+    Tensor b = to_f32(*gpu_, got_gpu);
+    ASSERT_EQ(a.numel(), b.numel()) << what;
+    double err = 0, norm = 0;
+    int64_t nan = 0;
+    for (int64_t i = 0; i < a.numel(); ++i) {
+      const double x = a.data_as<float>()[i], y = b.data_as<float>()[i];
+      if (!std::isfinite(y)) ++nan;
+      err += (x - y) * (x - y);
+      norm += x * x;
+    }
+    EXPECT_EQ(nan, 0) << what << ": non-finite outputs (unwritten or overflow)";
+    const double nmse = err / std::max(norm, 1e-30);
+    EXPECT_LT(nmse, tol) << what << ": NMSE " << nmse << " over " << a.numel() << " elements";
+  }
+
+  std::mt19937 rng_{1234};
+  std::unique_ptr<Backend> cpu_, gpu_;
+};
+
+TEST_F(CudaOpsTest, Embedding) {
+  for (int64_t hidden : {256, 20}) {
+    const int64_t vocab = 300, tokens = 37;
+    Tensor table = random({vocab, hidden});
+    std::vector<int32_t> ids(tokens);
+    for (auto& id : ids) id = static_cast<int32_t>(rng_() % vocab);
+    Tensor out_c = cpu_->alloc(DType::kF32, {tokens, hidden});
+    Tensor out_g = gpu_poisoned(DType::kBF16, {tokens, hidden});
+    cpu_->embedding(cpu_->upload(ints(ids), DType::kI32), cpu_act(table), out_c);
+    gpu_->embedding(gpu_->upload(ints(ids), DType::kI32), gpu_act(table), out_g);
+    expect_close(out_c, out_g, 1e-12, "embedding");  // a copy: exact
+  }
+}
+
+TEST_F(CudaOpsTest, GatherRows) {
+  Tensor x = random({50, 128});
+  std::vector<int32_t> idx = {49, 0, 7, 7, 23};
+  Tensor out_c = cpu_->alloc(DType::kF32, {5, 128});
+  Tensor out_g = gpu_poisoned(DType::kBF16, {5, 128});
+  cpu_->gather_rows(cpu_act(x), cpu_->upload(ints(idx), DType::kI32), out_c);
+  gpu_->gather_rows(gpu_act(x), gpu_->upload(ints(idx), DType::kI32), out_g);
+  expect_close(out_c, out_g, 1e-12, "gather_rows");
+}
+
+TEST_F(CudaOpsTest, RmsNorm) {
+  for (int64_t dim : {1024, 128, 100, 16}) {
+    Tensor x = random({7, dim}, 3.f), w = random({dim});
+    Tensor out_c = cpu_->alloc(DType::kF32, {7, dim});
+    Tensor out_g = gpu_poisoned(DType::kBF16, {7, dim});
+    cpu_->rms_norm(cpu_act(x), cpu_act(w), 1e-6f, out_c);
+    gpu_->rms_norm(gpu_act(x), gpu_act(w), 1e-6f, out_g);
+    expect_close(out_c, out_g, kBf16Nmse, "rms_norm");
+    // In place (out aliases x), as the model does for q/k norm.
+    Tensor xg = gpu_act(x);
+    gpu_->rms_norm(xg, gpu_act(w), 1e-6f, xg);
+    expect_close(out_c, xg, kBf16Nmse, "rms_norm in place");
+  }
+}
+
+TEST_F(CudaOpsTest, AddRmsNorm) {
+  for (int64_t dim : {1024, 4096, 72}) {
+    Tensor x = random({5, dim}), res = random({5, dim}), w = random({dim});
+    Tensor xc = cpu_act(x), rc = cpu_act(res), xg = gpu_act(x), rg = gpu_act(res);
+    cpu_->add_rms_norm(xc, rc, cpu_act(w), 1e-5f);
+    gpu_->add_rms_norm(xg, rg, gpu_act(w), 1e-5f);
+    expect_close(rc, rg, kBf16Nmse, "add_rms_norm residual");
+    expect_close(xc, xg, kBf16Nmse, "add_rms_norm x");
+  }
+}
+
+TEST_F(CudaOpsTest, Linear) {
+  struct Case {
+    int64_t n, k, m;
+    bool bias, f32_out;
+  };
+  const Case cases[] = {{1, 1024, 3072, false, false}, {37, 256, 512, true, false},
+                        {4, 1024, 1000, false, true},  {9, 64, 40, true, true},
+                        {3, 72, 24, true, false},      {128, 512, 768, false, false}};
+  for (const Case& c : cases) {
+    Tensor x = random({c.n, c.k}), w = random({c.m, c.k}, 0.05f), b = random({c.m});
+    const DType out_dt = c.f32_out ? DType::kF32 : DType::kBF16;
+    Tensor out_c = cpu_->alloc(DType::kF32, {c.n, c.m});
+    Tensor out_g = gpu_poisoned(out_dt, {c.n, c.m});
+    Tensor bc = cpu_act(b), bg = gpu_act(b);
+    cpu_->linear(cpu_act(x), cpu_act(w), c.bias ? &bc : nullptr, out_c);
+    gpu_->linear(gpu_act(x), gpu_act(w), c.bias ? &bg : nullptr, out_g);
+    expect_close(out_c, out_g, c.f32_out ? 1e-8 : kBf16Nmse, "linear");
+  }
+}
+
+Tensor rope_table(int64_t max_pos, int64_t dim, double theta) {
+  Tensor t = Tensor::empty(DType::kF32, {max_pos, dim});
+  for (int64_t p = 0; p < max_pos; ++p) {
+    for (int64_t i = 0; i < dim / 2; ++i) {
+      const double f = std::pow(theta, -2.0 * i / dim);
+      t.data_as<float>()[p * dim + i] = static_cast<float>(std::cos(p * f));
+      t.data_as<float>()[p * dim + dim / 2 + i] = static_cast<float>(std::sin(p * f));
+    }
+  }
+  return t;
+}
+
+TEST_F(CudaOpsTest, Rope) {
+  for (int64_t dim : {128, 64, 16}) {
+    const int64_t tokens = 9, heads = 4, max_pos = 4096;
+    Tensor table = rope_table(max_pos, dim, 1e6);
+    std::vector<int32_t> pos(tokens);
+    for (auto& p : pos) p = static_cast<int32_t>(rng_() % max_pos);
+    Tensor x = random({tokens, heads, dim});
+    Tensor xc = cpu_act(x), xg = gpu_act(x);
+    cpu_->rope(xc, cpu_->upload(ints(pos), DType::kI32), cpu_->upload(table, DType::kF32));
+    gpu_->rope(xg, gpu_->upload(ints(pos), DType::kI32), gpu_->upload(table, DType::kF32));
+    expect_close(xc, xg, kBf16Nmse, "rope");
+  }
+}
+
+TEST_F(CudaOpsTest, QkNormRopeMatchesNormThenRope) {
+  auto* cuda = dynamic_cast<cuda::CudaBackend*>(gpu_.get());
+  ASSERT_NE(cuda, nullptr);
+  for (int64_t dim : {128, 64}) {
+    const int64_t tokens = 11, heads = 8, max_pos = 512;
+    Tensor table = rope_table(max_pos, dim, 1e4);
+    std::vector<int32_t> pos(tokens);
+    for (auto& p : pos) p = static_cast<int32_t>(rng_() % max_pos);
+    Tensor x = random({tokens, heads, dim}, 2.f), w = random({dim});
+    Tensor xc = cpu_act(x);
+    Tensor xc2 = xc.reshape({tokens * heads, dim});
+    cpu_->rms_norm(xc2, cpu_act(w), 1e-6f, xc2);
+    cpu_->rope(xc, cpu_->upload(ints(pos), DType::kI32), cpu_->upload(table, DType::kF32));
+    Tensor xg = gpu_act(x);
+    cuda->qk_norm_rope(xg, gpu_act(w), 1e-6f, gpu_->upload(ints(pos), DType::kI32),
+                       gpu_->upload(table, DType::kF32));
+    expect_close(xc, xg, kBf16Nmse, "qk_norm_rope");
+  }
+}
+
+TEST_F(CudaOpsTest, SiluMul) {
+  for (int64_t inter : {768, 100}) {
+    Tensor gu = random({7, 2 * inter}, 2.f);
+    Tensor out_c = cpu_->alloc(DType::kF32, {7, inter});
+    Tensor out_g = gpu_poisoned(DType::kBF16, {7, inter});
+    cpu_->silu_mul(cpu_act(gu), out_c);
+    gpu_->silu_mul(gpu_act(gu), out_g);
+    expect_close(out_c, out_g, kBf16Nmse, "silu_mul");
+  }
+}
+
+TEST_F(CudaOpsTest, KvStore) {
+  const int64_t blocks = 6, bs = 16, hkv = 2, dim = 64, tokens = 20;
+  Tensor kc = random({blocks, bs, hkv, dim}), vc = random({blocks, bs, hkv, dim});
+  Tensor k = random({tokens, hkv, dim}), v = random({tokens, hkv, dim});
+  std::vector<int32_t> slots(blocks * bs);
+  std::iota(slots.begin(), slots.end(), 0);
+  std::shuffle(slots.begin(), slots.end(), rng_);
+  slots.resize(tokens);
+  slots[3] = -1;
+  slots[11] = -1;
+  Tensor kcc = cpu_act(kc), vcc = cpu_act(vc), kcg = gpu_act(kc), vcg = gpu_act(vc);
+  cpu_->kv_store(cpu_act(k), cpu_act(v), cpu_->upload(ints(slots), DType::kI32), kcc, vcc);
+  gpu_->kv_store(gpu_act(k), gpu_act(v), gpu_->upload(ints(slots), DType::kI32), kcg, vcg);
+  expect_close(kcc, kcg, 1e-12, "kv_store k");
+  expect_close(vcc, vcg, 1e-12, "kv_store v");
+}
+
+// One attention scenario: per sequence, (new query tokens, cached + new tokens).
+struct AttnCase {
+  std::vector<std::pair<int, int>> seqs;
+  int heads, kv_heads, dim, block_size;
+};
+
+class CudaAttentionTest : public CudaOpsTest, public ::testing::WithParamInterface<AttnCase> {};
+
+TEST_P(CudaAttentionTest, MatchesCpu) {
+  const AttnCase& c = GetParam();
+  const int num_seqs = static_cast<int>(c.seqs.size());
+  std::vector<int32_t> qptr{0}, kv_lens, bptr{0}, bidx;
+  int max_q = 0, max_kv = 0, total_blocks = 0;
+  for (auto [q_len, kv_len] : c.seqs) {
+    qptr.push_back(qptr.back() + q_len);
+    kv_lens.push_back(kv_len);
+    const int nb = (kv_len + c.block_size - 1) / c.block_size;
+    bptr.push_back(bptr.back() + nb);
+    total_blocks += nb;
+    max_q = std::max(max_q, q_len);
+    max_kv = std::max(max_kv, kv_len);
+  }
+  // Blocks handed out in shuffled order, with spare blocks nobody owns.
+  const int pool_blocks = total_blocks + 3;
+  std::vector<int32_t> perm(pool_blocks);
+  std::iota(perm.begin(), perm.end(), 0);
+  std::shuffle(perm.begin(), perm.end(), rng_);
+  bidx.assign(perm.begin(), perm.begin() + total_blocks);
+  const int tokens = qptr.back();
+
+  Tensor q = random({tokens, c.heads, c.dim});
+  Tensor kc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
+  Tensor vc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
+  auto meta_on = [&](Backend& be) {
+    AttentionMeta m;
+    m.query_indptr = be.upload(ints(qptr), DType::kI32);
+    m.kv_lens = be.upload(ints(kv_lens), DType::kI32);
+    m.block_indptr = be.upload(ints(bptr), DType::kI32);
+    m.block_indices = be.upload(ints(bidx), DType::kI32);
+    m.num_seqs = num_seqs;
+    m.num_tokens = tokens;
+    m.max_query_len = max_q;
+    m.max_kv_len = max_kv;
+    m.block_size = c.block_size;
+    return m;
+  };
+  const float scale = 1.f / std::sqrt(static_cast<float>(c.dim));
+  Tensor out_c = cpu_->alloc(DType::kF32, {tokens, c.heads, c.dim});
+  Tensor out_g = gpu_poisoned(DType::kBF16, {tokens, c.heads, c.dim});
+  cpu_->attention(cpu_act(q), cpu_act(kc), cpu_act(vc), meta_on(*cpu_), scale, out_c);
+  gpu_->attention(gpu_act(q), gpu_act(kc), gpu_act(vc), meta_on(*gpu_), scale, out_g);
+  expect_close(out_c, out_g, kBf16Nmse, "attention");
+  gpu_->release_scratch();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, CudaAttentionTest,
+    ::testing::Values(
+        // decode, one sequence, short and long (split-KV) contexts
+        AttnCase{{{1, 7}}, 16, 8, 128, 16}, AttnCase{{{1, 3000}}, 16, 8, 128, 16},
+        AttnCase{{{1, 4100}}, 32, 8, 128, 32},
+        // batched decode with different lengths
+        AttnCase{{{1, 1}, {1, 65}, {1, 700}, {1, 129}}, 8, 2, 64, 16},
+        // prefill from scratch and prefill after a cached prefix, varlen
+        AttnCase{{{100, 100}}, 4, 4, 64, 16},
+        AttnCase{{{37, 200}, {5, 5}, {64, 64}}, 16, 8, 128, 32},
+        // mixed prefill + decode in one step; GQA 7:1 (Qwen2-0.5B-like), block size 8
+        AttnCase{{{1, 300}, {20, 50}, {1, 2}}, 14, 2, 64, 8},
+        // tiny test-model head dims
+        AttnCase{{{9, 30}, {1, 17}}, 4, 2, 32, 16}, AttnCase{{{12, 12}, {1, 40}}, 4, 1, 16, 16},
+        // head_dim 256, GQA 16:1 (group spans two row tiles)
+        AttnCase{{{3, 90}}, 16, 1, 256, 16}));
+
+}  // namespace
+}  // namespace hardkv
