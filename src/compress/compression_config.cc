@@ -44,8 +44,8 @@ void CompressionConfig::validate() const {
   HARDKV_CHECK(upper_budget >= budget, kInvalidArgument,
                "--upper-budget {} is smaller than --budget {}; the cap must be >= the floor",
                upper_budget, budget);
-  HARDKV_CHECK(p_attn > 0.0 && p_attn <= 1.0, kInvalidArgument,
-               "--p-attn is {}, must be in (0, 1]", p_attn);
+  HARDKV_CHECK(p_attn > 0.0 && p_attn <= 1.0, kInvalidArgument, "--p-attn is {}, must be in (0, 1]",
+               p_attn);
   HARDKV_CHECK(interval >= 1, kInvalidArgument, "--interval is {}, must be >= 1", interval);
   HARDKV_CHECK(obs_window >= 1, kInvalidArgument, "--obs-window is {}, must be >= 1", obs_window);
   HARDKV_CHECK(page_size >= 1, kInvalidArgument, "--page-size is {}, must be >= 1", page_size);

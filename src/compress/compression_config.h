@@ -10,7 +10,7 @@ namespace hardkv::compress {
 
 struct CompressionConfig {
   // --- what to keep ---------------------------------------------------------------------------
-  std::string strategy = "rkv";    // scoring: attn | snapkv | rkv | streaming | h2o
+  std::string strategy = "rkv";     // scoring: attn | snapkv | rkv | streaming | h2o
   std::string allocation = "hard";  // per-head counts: uniform | hard | adakv | pyramid
   // Tokens a head keeps, sinks and window included (uniform keeps exactly this many once the
   // context is longer). The paper's "budget 1024" row (1024 selected + 128-token window) is
@@ -25,7 +25,8 @@ struct CompressionConfig {
   int interval = 128;    // decode steps between compression events
   int obs_window = 128;  // post-RoPE queries per (sequence, layer) kept for scoring
   int page_size = 16;    // tokens per head-page in the condensed tier (provisional default)
-  double rewrite_threshold = 0.5;   // masked fraction of a head's stored tokens that triggers a rewrite
+  double rewrite_threshold =
+      0.5;  // masked fraction of a head's stored tokens that triggers a rewrite
   bool rewrite_every_time = false;  // rewrite at every event (the reference code's behaviour)
 
   // --- strategy / allocation parameters ---------------------------------------------------------

@@ -27,10 +27,10 @@ CompressionStats::CompressionStats(int num_layers, int num_kv_heads)
 }
 
 size_t CompressionStats::cell(int layer_idx, int head_idx) const {
-  HARDKV_CHECK(layer_idx >= 0 && layer_idx < num_layers_ && head_idx >= 0 &&
-                   head_idx < num_kv_heads_,
-               kInvalidArgument, "statistics cell (layer {}, head {}) is outside [{}, {}]",
-               layer_idx, head_idx, num_layers_, num_kv_heads_);
+  HARDKV_CHECK(
+      layer_idx >= 0 && layer_idx < num_layers_ && head_idx >= 0 && head_idx < num_kv_heads_,
+      kInvalidArgument, "statistics cell (layer {}, head {}) is outside [{}, {}]", layer_idx,
+      head_idx, num_layers_, num_kv_heads_);
   return static_cast<size_t>(layer_idx) * num_kv_heads_ + head_idx;
 }
 

@@ -23,7 +23,9 @@ class CompressionStats {
   // Means over the recorded events of (layer, head); 0 before any event.
   double mean_kept(int layer_idx, int head_idx) const;
   double mean_temperature(int layer_idx, int head_idx) const;
-  int32_t last_kept(int layer_idx, int head_idx) const { return last_kept_[cell(layer_idx, head_idx)]; }
+  int32_t last_kept(int layer_idx, int head_idx) const {
+    return last_kept_[cell(layer_idx, head_idx)];
+  }
 
   // {"num_layers", "num_kv_heads", "events": [L], and [L][H] matrices "kept_mean", "kept_last",
   //  "kept_min", "kept_max", "target_mean", "temperature_mean", "temperature_last",
@@ -35,15 +37,15 @@ class CompressionStats {
 
   int num_layers_;
   int num_kv_heads_;
-  std::vector<int64_t> events_;          // [L]
-  std::vector<double> kept_sum_;         // [L, H]
-  std::vector<int32_t> last_kept_;       // [L, H]
-  std::vector<int32_t> kept_min_;        // [L, H]
-  std::vector<int32_t> kept_max_;        // [L, H]
-  std::vector<double> target_sum_;       // [L, H]
-  std::vector<double> temperature_sum_;  // [L, H]
-  std::vector<double> last_temperature_; // [L, H]
-  std::vector<double> true_mass_sum_;    // [L, H]
+  std::vector<int64_t> events_;           // [L]
+  std::vector<double> kept_sum_;          // [L, H]
+  std::vector<int32_t> last_kept_;        // [L, H]
+  std::vector<int32_t> kept_min_;         // [L, H]
+  std::vector<int32_t> kept_max_;         // [L, H]
+  std::vector<double> target_sum_;        // [L, H]
+  std::vector<double> temperature_sum_;   // [L, H]
+  std::vector<double> last_temperature_;  // [L, H]
+  std::vector<double> true_mass_sum_;     // [L, H]
 };
 
 }  // namespace hardkv::compress

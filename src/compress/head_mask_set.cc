@@ -41,12 +41,12 @@ void HeadMaskSet::resize(int64_t num_tokens) {
 }
 
 const uint64_t* HeadMaskSet::row(int layer_idx, int head_idx) const {
-  HARDKV_CHECK(layer_idx >= 0 && layer_idx < num_layers_ && head_idx >= 0 &&
-                   head_idx < num_kv_heads_,
-               kInvalidArgument, "mask row (layer {}, head {}) is outside [{}, {}]", layer_idx,
-               head_idx, num_layers_, num_kv_heads_);
-  return words_.data() + (static_cast<int64_t>(layer_idx) * num_kv_heads_ + head_idx) *
-                             words_per_row_;
+  HARDKV_CHECK(
+      layer_idx >= 0 && layer_idx < num_layers_ && head_idx >= 0 && head_idx < num_kv_heads_,
+      kInvalidArgument, "mask row (layer {}, head {}) is outside [{}, {}]", layer_idx, head_idx,
+      num_layers_, num_kv_heads_);
+  return words_.data() +
+         (static_cast<int64_t>(layer_idx) * num_kv_heads_ + head_idx) * words_per_row_;
 }
 
 uint64_t* HeadMaskSet::mutable_row(int layer_idx, int head_idx) {

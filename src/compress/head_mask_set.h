@@ -30,7 +30,7 @@ class HeadMaskSet {
   void clear_all();
 
   int64_t count(int layer_idx, int head_idx) const;  // set bits of the row
-  int64_t count_all() const;                          // set bits of every row
+  int64_t count_all() const;                         // set bits of every row
 
   // Calls f(token_idx) for every set bit of the row, in increasing token order.
   template <typename F>

@@ -15,13 +15,15 @@ namespace {
 class PyramidAllocation final : public Allocation {
  public:
   explicit PyramidAllocation(const CompressionConfig& config)
-      : quota_(config.candidate_budget()), beta_(config.pyramid_beta), cap_(config.candidate_cap()) {}
+      : quota_(config.candidate_budget()),
+        beta_(config.pyramid_beta),
+        cap_(config.candidate_cap()) {}
   std::string_view name() const override { return "pyramid"; }
   std::vector<HeadSelection> allocate(const LayerScores& layer) const override {
-    HARDKV_CHECK(layer.num_layers >= 1 && layer.layer_idx >= 0 &&
-                     layer.layer_idx < layer.num_layers,
-                 kInvalidArgument, "pyramid allocation: layer {} of {} is out of range",
-                 layer.layer_idx, layer.num_layers);
+    HARDKV_CHECK(
+        layer.num_layers >= 1 && layer.layer_idx >= 0 && layer.layer_idx < layer.num_layers,
+        kInvalidArgument, "pyramid allocation: layer {} of {} is out of range", layer.layer_idx,
+        layer.num_layers);
     const int32_t layer_quota = std::min(cap_, quota(layer.layer_idx, layer.num_layers));
     std::vector<HeadSelection> out;
     for (const HeadScores& head : layer.heads) {

@@ -37,8 +37,8 @@ int32_t top_p_size(const std::vector<float>& dist, double p) {
 namespace {
 
 // Unnormalised softmax(score / T) in rank order: w[i] = exp((score[order[i]] - max) / T).
-std::vector<double> rank_weights(const std::vector<float>& score,
-                                 const std::vector<int32_t>& order, double temperature) {
+std::vector<double> rank_weights(const std::vector<float>& score, const std::vector<int32_t>& order,
+                                 double temperature) {
   std::vector<double> w(order.size());
   if (order.empty()) return w;
   const double top = score[order[0]];

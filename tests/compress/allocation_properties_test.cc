@@ -9,8 +9,8 @@
 #include <random>
 
 #include "compress/compressor.h"
-#include "core/error.h"
 #include "compress/rank_order.h"
+#include "core/error.h"
 #include "test_util.h"
 
 namespace hardkv::compress {
@@ -107,7 +107,8 @@ TEST(PyramidAllocation, QuotaFallsWithDepthAroundTheBudget) {
   const std::vector<ref::Head> heads{ref::random_head(rng, 2, 1, 8, 900, 1.0)};
   std::vector<int> quota;
   for (int l = 0; l < num_layers; ++l) {
-    quota.push_back(static_cast<int>(compressor.compress_layer(l, views(heads)).heads[0].kept.size()));
+    quota.push_back(
+        static_cast<int>(compressor.compress_layer(l, views(heads)).heads[0].kept.size()));
   }
   const int c = config.candidate_budget();  // 294: q_min = 14, q_max = 574
   EXPECT_EQ(quota.front(), 2 * c - c / 20);

@@ -1,9 +1,10 @@
 // CompressionStats: per (layer, head) means, extremes and last values over events, as JSON.
+#include "compress/compression_stats.h"
+
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
-#include "compress/compression_stats.h"
 #include "core/error.h"
 
 namespace hardkv::compress {

@@ -1,12 +1,13 @@
 // HeadMaskSet against a std::vector<bool> per row under random operations, resizing, and the byte
 // layout of packbits(bitorder="little").
+#include "compress/head_mask_set.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <random>
 #include <vector>
 
-#include "compress/head_mask_set.h"
 #include "core/error.h"
 
 namespace hardkv::compress {

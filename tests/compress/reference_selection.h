@@ -15,10 +15,10 @@ namespace hardkv::compress::ref {
 // One kv-head's candidates with owned arrays (shapes as HeadInput).
 struct Head {
   int num_obs = 0, group = 0, dim = 0, n = 0;
-  std::vector<float> q;          // [num_obs, group, dim]
-  std::vector<float> k;          // [n, dim]
-  std::vector<int32_t> pos;      // [n]
-  std::vector<float> acc;        // [n] or empty (h2o state)
+  std::vector<float> q;      // [num_obs, group, dim]
+  std::vector<float> k;      // [n, dim]
+  std::vector<int32_t> pos;  // [n]
+  std::vector<float> acc;    // [n] or empty (h2o state)
 };
 
 struct Params {
@@ -34,8 +34,8 @@ struct HeadResult {
   std::vector<int32_t> kept;  // increasing candidate indices
   double temperature = 1.0;
   int n_star = 0;
-  std::vector<float> phi;     // [n]
-  std::vector<float> attn;    // [n]
+  std::vector<float> phi;   // [n]
+  std::vector<float> attn;  // [n]
 };
 
 inline std::vector<double> softmax(const std::vector<double>& x) {
@@ -276,8 +276,8 @@ inline std::vector<HeadResult> select(const Params& prm, int layer, int num_laye
 
 // Random head: Gaussian keys and queries, queries scaled by `sharpness` (large = peaked
 // attention). Every `dup_every`-th key (if > 0) repeats the previous key to create exact ties.
-inline Head random_head(std::mt19937& rng, int num_obs, int group, int dim, int n,
-                        double sharpness, int dup_every = 0) {
+inline Head random_head(std::mt19937& rng, int num_obs, int group, int dim, int n, double sharpness,
+                        int dup_every = 0) {
   std::normal_distribution<float> normal(0.0f, 1.0f);
   Head h;
   h.num_obs = num_obs;

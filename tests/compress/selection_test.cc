@@ -64,8 +64,8 @@ std::vector<ref::Head> make_layer(uint32_t seed, bool with_state) {
   return heads;
 }
 
-class SelectionVsReference
-    : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
+class SelectionVsReference : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+};
 
 TEST_P(SelectionVsReference, KeptSetsMatch) {
   const auto& [strategy, allocation] = GetParam();
@@ -76,8 +76,8 @@ TEST_P(SelectionVsReference, KeptSetsMatch) {
       const std::vector<ref::Head> heads = make_layer(seed, with_state);
       const std::vector<HeadInput> inputs = views(heads);
       for (int layer : {0, 3, kNumLayers - 1}) {
-        SCOPED_TRACE(::testing::Message() << "seed " << seed << " state " << with_state
-                                          << " layer " << layer);
+        SCOPED_TRACE(::testing::Message()
+                     << "seed " << seed << " state " << with_state << " layer " << layer);
         const LayerCompression got = compressor.compress_layer(layer, inputs);
         const std::vector<ref::HeadResult> want =
             ref::select(params(config), layer, kNumLayers, heads);
@@ -87,8 +87,7 @@ TEST_P(SelectionVsReference, KeptSetsMatch) {
           EXPECT_EQ(got.heads[h].kept, want[h].kept);
           if (allocation == "hard" && strategy != "streaming" && !want[h].kept.empty()) {
             EXPECT_EQ(got.heads[h].target, want[h].n_star);
-            EXPECT_NEAR(got.heads[h].temperature, want[h].temperature,
-                        1e-6 * want[h].temperature);
+            EXPECT_NEAR(got.heads[h].temperature, want[h].temperature, 1e-6 * want[h].temperature);
           }
         }
       }
@@ -100,9 +99,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllCombinations, SelectionVsReference,
     ::testing::Combine(::testing::Values("attn", "snapkv", "rkv", "streaming", "h2o"),
                        ::testing::Values("uniform", "hard", "adakv", "pyramid")),
-    [](const auto& info) {
-      return std::get<0>(info.param) + "_" + std::get<1>(info.param);
-    });
+    [](const auto& info) { return std::get<0>(info.param) + "_" + std::get<1>(info.param); });
 
 // The layer of make_layer really exercises the cases it claims to (hard + attn).
 TEST(SelectionCoverage, HardHitsCapFloorAndBetween) {
