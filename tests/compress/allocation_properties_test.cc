@@ -198,6 +198,8 @@ TEST(H2OStrategy, ReturnsTheAccumulationOfKeptTokens) {
     const int j = got.heads[0].kept[i];
     EXPECT_NEAR(got.accumulated[0][i], h.acc[j] + 8 * attn[j], 1e-5);
   }
+  h.acc[3] = -1.0f;
+  EXPECT_THROW(compressor.compress_layer(0, views({h})), Error);
 }
 
 TEST(Compressor, RejectsBadInput) {
