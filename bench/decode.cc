@@ -2,7 +2,9 @@
 // of `ctx` tokens prefilled, then timed single-token steps (forward + logits download + host
 // argmax). Prints tokens/s beside the roofline: (weight bytes + KV bytes read per token) / the
 // measured device-to-device copy bandwidth.
-//   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--dir /tmp/m] [--json out.json]
+//   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--graph 0|1] [--dir /tmp/m]
+//                [--json out.json]
+// --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps.
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 
 #include "core/error.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"
 #include "model/model.h"
 #include "model/random_checkpoint.h"
 #include "model/weight_layout.h"
@@ -78,6 +81,7 @@ int main(int argc, char** argv) {
   std::string preset = "qwen3-0.6b", dir, json_path;
   std::vector<int> ctxs = {512, 4096};
   int steps = 128;
+  bool use_graph = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset")
@@ -141,8 +145,22 @@ int main(int argc, char** argv) {
         fb.logits_indices = {new_tokens - 1};
         return fb;
       };
-      auto step = [&](int new_tokens) {
-        hardkv::Tensor logits = model->forward(make(new_tokens), kv);
+      auto* cuda = dynamic_cast<hardkv::cuda::CudaBackend*>(be.get());
+      std::unique_ptr<hardkv::cuda::CudaBackend::Graph> graph;
+      auto step = [&](int new_tokens, bool graphed = false) {
+        hardkv::Tensor logits;
+        if (!graphed) {
+          logits = model->forward(make(new_tokens), kv);
+        } else if (!graph) {
+          cuda->begin_capture(max_len);
+          logits = model->forward(make(new_tokens), kv);
+          graph = cuda->end_capture();
+          cuda->launch_graph(*graph);
+        } else {
+          cuda->begin_replay(*graph);
+          logits = model->forward(make(new_tokens), kv);
+          cuda->end_replay(*graph);
+        }
         hardkv::Tensor h = be->download(logits);
         const float* l = h.data_as<float>();
         const int32_t next = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l) % 256;
@@ -153,11 +171,11 @@ int main(int argc, char** argv) {
       step(ctx);
       const double prefill_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
-      for (int i = 0; i < 8; ++i) step(1);  // warm-up: plans, allocator growth
+      for (int i = 0; i < 8; ++i) step(1, use_graph && i >= 4);  // warm-up, then capture
       std::vector<double> per;
       for (int i = 0; i < steps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
-        step(1);
+        step(1, use_graph);
         per.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       std::vector<double> sorted = per;
@@ -172,11 +190,12 @@ int main(int argc, char** argv) {
       // (read + write bytes), which is what an H100 sustains for streaming reads (~3.0 TB/s).
       const double floor_read_s = (weight_bytes + kv_bytes) / bw;
       std::printf(
-          "%s ctx %5d: %.3f ms/token median (%.3f mean) = %.1f tok/s; floor %.3f ms -> %.0f%% of "
+          "%s%s ctx %5d: %.3f ms/token median (%.3f mean) = %.1f tok/s; floor %.3f ms -> %.0f%% of "
           "roofline; prefill %d tokens %.1f ms\n",
-          preset.c_str(), ctx, median * 1e3, mean * 1e3, 1.0 / median, floor_read_s * 1e3,
-          100 * floor_read_s / median, ctx, prefill_s * 1e3);
+          preset.c_str(), use_graph ? " (graph)" : "", ctx, median * 1e3, mean * 1e3, 1.0 / median,
+          floor_read_s * 1e3, 100 * floor_read_s / median, ctx, prefill_s * 1e3);
       results.push_back({{"preset", preset},
+                         {"cuda_graph", use_graph},
                          {"ctx", ctx},
                          {"steps", steps},
                          {"median_ms", median * 1e3},

@@ -97,15 +97,23 @@ void CudaBackend::release_scratch() {
 void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   if (staging_used_ + bytes > kStagingBytes) {
+    HARDKV_CHECK(mode_ == Mode::kEager, kUnsupported,
+                 "cuda: {} bytes of step metadata overflow the {}-byte staging buffer in a CUDA "
+                 "graph step",
+                 staging_used_ + bytes, kStagingBytes);
     // Too big for the staging buffer: a pageable copy (the runtime syncs the stream first).
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return;
   }
-  if (staging_used_ == 0) CUDA_CHECK(cudaEventSynchronize(staging_free_));  // last step's copies
+  if (staging_used_ == 0 && mode_ == Mode::kEager) {
+    CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read it
+  }
   char* s = staging_ + staging_used_;
   std::memcpy(s, src, bytes);
   staging_used_ += (bytes + 255) / 256 * 256;
+  // In a replay the graph's copy node reads the same staging slot.
+  if (record_op(100, {dst, s}, static_cast<int64_t>(bytes))) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, s, bytes, cudaMemcpyHostToDevice, stream_));
 }
 
@@ -166,6 +174,7 @@ void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out)
   HARDKV_CHECK(table.ndim() == 2 && out.numel() == ids.numel() * table.dim(1), kInvalidArgument,
                "cuda embedding: ids {} table {} out {}", shape_str(ids.shape()),
                shape_str(table.shape()), shape_str(out.shape()));
+  if (record_op(1, {ids.data(), table.data(), out.data()}, ids.numel())) return;
   launch_embedding(ci32(ids), cbf(table), mbf(out), ids.numel(), table.dim(1), table.dim(0),
                    stream_);
 }
@@ -178,6 +187,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && out.numel() == x.numel(), kInvalidArgument,
                "cuda rms_norm: x {} w {} out {}", shape_str(x.shape()), shape_str(w.shape()),
                shape_str(out.shape()));
+  if (record_op(2, {x.data(), w.data(), out.data()}, x.numel())) return;
   launch_rms_norm(cbf(x), cbf(w), eps, mbf(out), x.numel() / dim, dim, stream_);
 }
 
@@ -189,6 +199,7 @@ void CudaBackend::add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, flo
   HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && residual.numel() == x.numel(), kInvalidArgument,
                "cuda add_rms_norm: x {} residual {} w {}", shape_str(x.shape()),
                shape_str(residual.shape()), shape_str(w.shape()));
+  if (record_op(3, {x.data(), residual.data(), w.data()}, x.numel())) return;
   launch_add_rms_norm(mbf(x), mbf(residual), cbf(w), eps, x.numel() / dim, dim, stream_);
 }
 
@@ -211,6 +222,9 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
                  shape_str(bias->shape()), m);
     b = cbf(*bias);
   }
+  if (record_op(4, {x.data(), w.data(), b, out.data()},
+                x.numel() * 4 + (out.dtype() == DType::kF32)))
+    return;
   gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, x.numel() / k, m, k,
              stream_);
 }
@@ -223,6 +237,7 @@ void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin
                    cos_sin.dim(1) == x.dim(2),
                kInvalidArgument, "cuda rope: x {} positions {} cos_sin {}", shape_str(x.shape()),
                shape_str(positions.shape()), shape_str(cos_sin.shape()));
+  if (record_op(5, {x.data(), positions.data(), cos_sin.data()}, x.numel())) return;
   launch_rope(mbf(x), ci32(positions), cos_sin.data_as<float>(), x.dim(0), x.dim(1), x.dim(2),
               cos_sin.dim(0), stream_);
 }
@@ -238,6 +253,7 @@ void CudaBackend::qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tens
                kInvalidArgument, "cuda qk_norm_rope: x {} w {} positions {} cos_sin {}",
                shape_str(x.shape()), shape_str(w.shape()), shape_str(positions.shape()),
                shape_str(cos_sin.shape()));
+  if (record_op(6, {x.data(), w.data(), positions.data(), cos_sin.data()}, x.numel())) return;
   launch_qk_norm_rope(mbf(x), cbf(w), eps, ci32(positions), cos_sin.data_as<float>(), x.dim(0),
                       x.dim(1), x.dim(2), cos_sin.dim(0), stream_);
 }
@@ -249,6 +265,7 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   HARDKV_CHECK(gate_up.dim(-1) == 2 * inter && gate_up.numel() == 2 * out.numel(), kInvalidArgument,
                "cuda silu_mul: gate_up {} out {}", shape_str(gate_up.shape()),
                shape_str(out.shape()));
+  if (record_op(7, {gate_up.data(), out.data()}, out.numel())) return;
   launch_silu_mul(cbf(gate_up), mbf(out), out.numel() / inter, inter, stream_);
 }
 
@@ -269,6 +286,8 @@ void CudaBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots
   HARDKV_CHECK(k.numel() == num_tokens * row, kInvalidArgument,
                "cuda kv_store: k {} does not hold {} rows of {} (cache {})", shape_str(k.shape()),
                num_tokens, row, shape_str(k_cache.shape()));
+  if (record_op(8, {k.data(), v.data(), slots.data(), k_cache.data(), v_cache.data()}, k.numel()))
+    return;
   launch_kv_store(cbf(k), cbf(v), ci32(slots), mbf(k_cache), mbf(v_cache), num_tokens, row,
                   k_cache.dim(0) * k_cache.dim(1), stream_);
 }
@@ -311,6 +330,12 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
   p.block_size = meta.block_size;
   p.max_query_len = meta.max_query_len;
   p.max_kv_len = meta.max_kv_len;
+  if (mode_ != Mode::kEager) {
+    HARDKV_CHECK(meta.max_kv_len <= graph_kv_bound_, kInvalidArgument,
+                 "cuda graph step: KV length {} exceeds the graph's bound {}", meta.max_kv_len,
+                 graph_kv_bound_);
+    p.max_kv_len = graph_kv_bound_;  // plan (splits, chunk) for every length the graph serves
+  }
   p.scale = scale;
   const size_t workspace_floats = plan_paged_attention(p, num_sms_);
   if (workspace_floats > 0) {
@@ -319,6 +344,11 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     p.partial_ml =
         ws + static_cast<size_t>(p.num_splits) * p.num_tokens * p.num_q_heads * p.head_dim;
   }
+  if (record_op(9,
+                {p.q, p.k_cache, p.v_cache, p.out, p.partial_o, p.query_indptr, p.kv_lens,
+                 p.block_indptr, p.block_indices},
+                static_cast<int64_t>(p.num_tokens) * 1000003 + p.num_splits * 1009 + p.kv_chunk))
+    return;
   launch_paged_attention(p, stream_);
 }
 
@@ -330,7 +360,68 @@ void CudaBackend::gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) {
   HARDKV_CHECK(out.dim(-1) == width && out.numel() == idx.numel() * width, kInvalidArgument,
                "cuda gather_rows: x {} idx {} out {}", shape_str(x.shape()), shape_str(idx.shape()),
                shape_str(out.shape()));
+  if (record_op(10, {x.data(), idx.data(), out.data()}, idx.numel())) return;
   launch_gather_rows(cbf(x), ci32(idx), mbf(out), idx.numel(), width, x.numel() / width, stream_);
+}
+
+bool CudaBackend::record_op(int op, std::initializer_list<const void*> ptrs, int64_t size) {
+  if (mode_ == Mode::kEager) return false;
+  auto mix = [this](uint64_t v) {
+    signature_ ^= v + 0x9e3779b97f4a7c15ull + (signature_ << 6) + (signature_ >> 2);
+  };
+  mix(static_cast<uint64_t>(op));
+  for (const void* p : ptrs) mix(reinterpret_cast<uintptr_t>(p));
+  mix(static_cast<uint64_t>(size));
+  return mode_ == Mode::kReplay;
+}
+
+CudaBackend::Graph::~Graph() {
+  if (exec) cudaGraphExecDestroy(exec);
+}
+
+void CudaBackend::begin_capture(int kv_bound) {
+  HARDKV_CHECK(mode_ == Mode::kEager && kv_bound > 0, kInternal,
+               "cuda: begin_capture while in a graph step, or kv_bound {} <= 0", kv_bound);
+  CUDA_CHECK(cudaEventSynchronize(staging_free_));
+  mode_ = Mode::kCapture;
+  graph_kv_bound_ = kv_bound;
+  signature_ = 0;
+  CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
+}
+
+std::unique_ptr<CudaBackend::Graph> CudaBackend::end_capture() {
+  HARDKV_CHECK(mode_ == Mode::kCapture, kInternal, "cuda: end_capture without begin_capture");
+  mode_ = Mode::kEager;
+  cudaGraph_t graph = nullptr;
+  CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  auto g = std::make_unique<Graph>();
+  g->signature = signature_;
+  g->kv_bound = graph_kv_bound_;
+  const cudaError_t err = cudaGraphInstantiate(&g->exec, graph, 0);
+  cudaGraphDestroy(graph);
+  CUDA_CHECK(err);
+  return g;
+}
+
+void CudaBackend::begin_replay(const Graph& graph) {
+  HARDKV_CHECK(mode_ == Mode::kEager, kInternal, "cuda: begin_replay inside a graph step");
+  CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read staging
+  mode_ = Mode::kReplay;
+  graph_kv_bound_ = graph.kv_bound;
+  signature_ = 0;
+}
+
+void CudaBackend::end_replay(const Graph& graph) {
+  HARDKV_CHECK(mode_ == Mode::kReplay, kInternal, "cuda: end_replay without begin_replay");
+  mode_ = Mode::kEager;
+  HARDKV_CHECK(signature_ == graph.signature, kInternal,
+               "cuda graph replay: the step's ops differ from the captured step (shapes, "
+               "buffers or op order changed)");
+  launch_graph(graph);
+}
+
+void CudaBackend::launch_graph(const Graph& graph) {
+  CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_));
 }
 
 }  // namespace cuda

@@ -5,6 +5,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 
 #include "kernels/backend.h"
@@ -46,11 +48,38 @@ class CudaBackend final : public Backend {
   void qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& positions,
                     const Tensor& cos_sin);
 
-  // The stream all ops run on (for CUDA-graph capture by the model runner).
+  // The stream all ops run on.
   cudaStream_t stream() const { return stream_; }
   int num_sms() const { return num_sms_; }
 
+  // --- CUDA graphs (decode steps) ------------------------------------------------------------
+  // A step is captured once and then replayed for later steps of the same shape:
+  //   capture: begin_capture(kv_bound); model.forward(batch, kv); graph = end_capture();
+  //            launch_graph(*graph);
+  //   replay:  begin_replay(); model.forward(batch, kv); end_replay(*graph);
+  // During a replay forward() does only host work: shape checks, scratch addresses (the same
+  // sequence as at capture, hence the same addresses) and metadata copies into the pinned staging
+  // slots that the graph's copy nodes read; end_replay() checks that the op sequence matched the
+  // captured one and launches the graph. Attention is planned for KV lengths up to kv_bound so
+  // the graph serves every step whose longest sequence is <= kv_bound.
+  struct Graph {
+    cudaGraphExec_t exec = nullptr;
+    uint64_t signature = 0;  // hash of the captured op sequence (op, pointers, sizes)
+    int kv_bound = 0;
+    ~Graph();
+  };
+  void begin_capture(int kv_bound);
+  std::unique_ptr<Graph> end_capture();
+  void begin_replay(const Graph& graph);
+  void end_replay(const Graph& graph);
+  // Runs the graph on the stream (end_replay does this; also right after capture, since a
+  // capture records the step without running it).
+  void launch_graph(const Graph& graph);
+
  private:
+  enum class Mode { kEager, kCapture, kReplay };
+  // Folds an op into the step signature; true when the op must not launch (replay).
+  bool record_op(int op, std::initializer_list<const void*> ptrs, int64_t size);
   // Copies host bytes to device through a pinned staging buffer (no stream sync when it fits).
   void copy_to_device_async(void* dst, const void* src, size_t bytes);
 
@@ -62,6 +91,10 @@ class CudaBackend final : public Backend {
   char* staging_ = nullptr;  // pinned host memory, kStagingBytes, reused per step
   size_t staging_used_ = 0;
   cudaEvent_t staging_free_ = nullptr;  // recorded at release_scratch: staging reads finished
+  Mode mode_ = Mode::kEager;
+  int graph_kv_bound_ = 0;
+  uint64_t signature_ = 0;
+  cudaGraph_t capturing_ = nullptr;
 };
 
 }  // namespace hardkv::cuda
