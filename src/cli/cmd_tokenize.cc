@@ -1,13 +1,12 @@
 // `hardkv tokenize -m DIR TEXT`: prints the token ids of TEXT (space-separated, or JSON with ids
 // and token strings); `--decode ID...` prints the text of ids instead. For checking tokenizers
 // from the shell.
-#include <nlohmann/json.hpp>
-
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <span>
 #include <string>
@@ -96,8 +95,9 @@ CommandRegistrar reg(
       app->add_option("-m,--model", o->model_dir,
                       "model directory holding tokenizer.json (and tokenizer_config.json)")
           ->required();
-      app->add_option("text", o->text, "text to tokenize (special tokens such as <|im_start|> "
-                                       "written in it become their ids)");
+      app->add_option("text", o->text,
+                      "text to tokenize (special tokens such as <|im_start|> "
+                      "written in it become their ids)");
       app->add_option("--file", o->file, "read the text to tokenize from this file ('-': stdin)");
       auto* decode = app->add_option("--decode", o->decode_ids,
                                      "decode these token ids to text instead of tokenizing");

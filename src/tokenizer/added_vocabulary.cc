@@ -63,8 +63,8 @@ AddedVocabulary AddedVocabulary::from_json(const nlohmann::json& added_tokens) {
                  kBadFile, "added_tokens[{}] has no non-empty \"content\"", i);
     AddedToken t;
     const int64_t id = entry["id"].get<int64_t>();
-    HARDKV_CHECK(id >= 0 && id < (int64_t{1} << 30), kBadFile, "added_tokens[{}] has id {} out of range",
-                 i, id);
+    HARDKV_CHECK(id >= 0 && id < (int64_t{1} << 30), kBadFile,
+                 "added_tokens[{}] has id {} out of range", i, id);
     t.id = static_cast<int32_t>(id);
     t.content = entry["content"].get<std::string>();
     t.special = get_flag(entry, "special", false);
@@ -92,8 +92,8 @@ const AddedToken* AddedVocabulary::find_by_id(int32_t id) const {
   return it == by_id_.end() ? nullptr : &tokens_[it->second];
 }
 
-int32_t AddedVocabulary::longest_at(const Trie& trie, std::string_view text, size_t pos,
-                                    size_t end, size_t& match_len) const {
+int32_t AddedVocabulary::longest_at(const Trie& trie, std::string_view text, size_t pos, size_t end,
+                                    size_t& match_len) const {
   int32_t best = -1;
   int32_t node = 0;
   for (size_t i = pos; i < end; ++i) {

@@ -4,9 +4,8 @@
 // text.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -61,7 +60,7 @@ class AddedVocabulary {
 
   std::vector<AddedToken> tokens_;
   std::unordered_map<std::string, int32_t> by_content_;  // content -> index into tokens_
-  std::unordered_map<int32_t, int32_t> by_id_;            // id -> index into tokens_
+  std::unordered_map<int32_t, int32_t> by_id_;           // id -> index into tokens_
   Trie raw_trie_, normalized_trie_;
 };
 

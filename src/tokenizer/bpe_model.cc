@@ -18,8 +18,8 @@ std::pair<std::string, std::string> parse_merge(const nlohmann::json& entry, siz
     const size_t space = s.find(' ');
     HARDKV_CHECK(space != std::string::npos && space > 0 && space + 1 < s.size() &&
                      s.find(' ', space + 1) == std::string::npos,
-                 kBadFile, "model.merges[{}] \"{}\" is not two tokens separated by one space", index,
-                 s);
+                 kBadFile, "model.merges[{}] \"{}\" is not two tokens separated by one space",
+                 index, s);
     return {s.substr(0, space), s.substr(space + 1)};
   }
   if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {

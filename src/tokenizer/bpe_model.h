@@ -2,11 +2,10 @@
 // loop over one pre-token, with pair->rank lookup in a hash map and a per-pre-token result cache.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <array>
 #include <cstdint>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,7 +37,8 @@ class BpeModel {
     int32_t merged_id;
   };
   static uint64_t pair_key(int32_t left, int32_t right) {
-    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) | static_cast<uint32_t>(right);
+    return (static_cast<uint64_t>(static_cast<uint32_t>(left)) << 32) |
+           static_cast<uint32_t>(right);
   }
   void merge_symbols(std::vector<int32_t>& symbols) const;
 
@@ -47,9 +47,9 @@ class BpeModel {
     size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
   };
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> vocab_;
-  std::vector<std::string> id_to_token_;             // [max_id + 1]
-  std::unordered_map<uint64_t, Merge> merges_;       // (left_id, right_id) -> rank, result
-  std::array<int32_t, 256> byte_id_;                 // id of each byte's character; -1 if absent
+  std::vector<std::string> id_to_token_;        // [max_id + 1]
+  std::unordered_map<uint64_t, Merge> merges_;  // (left_id, right_id) -> rank, result
+  std::array<int32_t, 256> byte_id_;            // id of each byte's character; -1 if absent
   std::optional<int32_t> unk_id_;
   bool ignore_merges_ = false;  // a pre-token that is itself in the vocab is emitted directly
 

@@ -12,7 +12,9 @@ bool contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }
 
-bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+bool starts_with(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
 bool ends_with(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
@@ -81,6 +83,8 @@ ChatTemplate ChatTemplate::detect(std::string_view tmpl, std::string bos_token) 
     t.format_ = ChatFormat::kChatML;
     t.default_system_ = find_default_system(tmpl);
     t.strips_thinking_ = contains(tmpl, "</think>") && contains(tmpl, "last_query_index");
+    t.has_enable_thinking_ = contains(tmpl, "enable_thinking");
+    t.qwen_roles_ = contains(tmpl, "<tool_response>");
     return t;
   }
   if (contains(tmpl, "<|start_header_id|>") && contains(tmpl, "<|end_header_id|>") &&
@@ -129,7 +133,8 @@ std::string ChatTemplate::render_chatml(std::span<const ChatMessage> messages,
   }
   for (int i = 0; i < n; ++i) {
     const ChatMessage& m = messages[i];
-    if (m.role == "user" || (m.role == "system" && i > 0)) {
+    if (m.role == "user" || (m.role == "system" && i > 0) ||
+        (!qwen_roles_ && m.role != "system" && m.role != "assistant")) {
       out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
     } else if (m.role == "system") {
       continue;  // written above
@@ -172,7 +177,7 @@ std::string ChatTemplate::render_chatml(std::span<const ChatMessage> messages,
   }
   if (options.add_generation_prompt) {
     out += "<|im_start|>assistant\n";
-    if (strips_thinking_ && options.enable_thinking == false) out += "<think>\n\n</think>\n\n";
+    if (has_enable_thinking_ && options.enable_thinking == false) out += "<think>\n\n</think>\n\n";
   }
   return out;
 }

@@ -13,7 +13,7 @@
 namespace hardkv {
 
 struct ChatMessage {
-  std::string role;  // "system", "user", "assistant" (ChatML also "tool")
+  std::string role;  // "system", "user", "assistant" (Qwen also "tool")
   std::string content;
 };
 
@@ -41,14 +41,19 @@ class ChatTemplate {
   ChatFormat format() const { return format_; }
 
  private:
-  std::string render_chatml(std::span<const ChatMessage> messages, const ChatOptions& options) const;
-  std::string render_llama3(std::span<const ChatMessage> messages, const ChatOptions& options) const;
+  std::string render_chatml(std::span<const ChatMessage> messages,
+                            const ChatOptions& options) const;
+  std::string render_llama3(std::span<const ChatMessage> messages,
+                            const ChatOptions& options) const;
 
   ChatFormat format_ = ChatFormat::kChatML;
   std::string bos_token_;
   std::string default_system_;        // ChatML: system prompt used when the first message is not
                                       // a system message ("" = none; Qwen2/2.5 have one)
   bool strips_thinking_ = false;      // ChatML: Qwen3's handling of <think> in assistant turns
+  bool has_enable_thinking_ = false;  // ChatML: the template reads enable_thinking
+  bool qwen_roles_ = false;  // ChatML: Qwen's role rules (tool turns as <tool_response> in a user
+                             // turn, other roles rejected); otherwise every role is written as is
   bool always_generation_prompt_ = false;  // Llama-3.0's template ignores add_generation_prompt
 };
 

@@ -32,7 +32,8 @@ std::vector<Span> apply_behavior(const std::vector<Span>& spans, SplitBehavior b
   std::vector<Span> out;
   bool previous_match = false;
   switch (behavior) {
-    case SplitBehavior::kIsolated: return spans;
+    case SplitBehavior::kIsolated:
+      return spans;
     case SplitBehavior::kRemoved:
       for (const Span& s : spans) {
         if (!s.is_match) out.push_back(s);

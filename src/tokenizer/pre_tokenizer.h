@@ -3,9 +3,8 @@
 // The pre-tokenizer must contain a ByteLevel step: hardkv implements byte-level BPE only.
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

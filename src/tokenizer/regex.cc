@@ -95,10 +95,9 @@ void Regex::for_each_match(std::string_view subject,
   size_t start = 0;
   bool use_jit = compiled_->jit;
   while (start < subject.size()) {
-    int rc = use_jit ? pcre2_jit_match(compiled_->code, text, subject.size(), start, 0, md.data,
-                                       nullptr)
-                     : pcre2_match(compiled_->code, text, subject.size(), start, 0, md.data,
-                                   nullptr);
+    int rc =
+        use_jit ? pcre2_jit_match(compiled_->code, text, subject.size(), start, 0, md.data, nullptr)
+                : pcre2_match(compiled_->code, text, subject.size(), start, 0, md.data, nullptr);
     if (rc == PCRE2_ERROR_JIT_STACKLIMIT && use_jit) {
       use_jit = false;  // deep backtracking on a long run: the interpreter uses the heap instead
       continue;

@@ -68,8 +68,7 @@ std::vector<int32_t> TokenizerImpl::encode(std::string_view text, bool add_speci
       ids.push_back(raw.added_id);
       continue;
     }
-    const std::string normalized =
-        normalizer_.apply(text.substr(raw.begin, raw.end - raw.begin));
+    const std::string normalized = normalizer_.apply(text.substr(raw.begin, raw.end - raw.begin));
     segments.clear();
     added_.split(normalized, 0, normalized.size(), /*normalized=*/true, segments);
     for (const TextSegment& seg : segments) {

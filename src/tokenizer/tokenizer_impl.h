@@ -2,9 +2,8 @@
 // incremental_detokenizer.cc). Immutable after loading, apart from the BPE cache (locked).
 #pragma once
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,8 +26,8 @@ struct TokenizerConfig {
 
 class TokenizerImpl {
  public:
-  TokenizerImpl(std::string path, Normalizer normalizer, PreTokenizer pre_tokenizer,
-                BpeModel model, AddedVocabulary added)
+  TokenizerImpl(std::string path, Normalizer normalizer, PreTokenizer pre_tokenizer, BpeModel model,
+                AddedVocabulary added)
       : path_(std::move(path)),
         normalizer_(std::move(normalizer)),
         pre_tokenizer_(std::move(pre_tokenizer)),

@@ -2,6 +2,7 @@
 // errors get the file name prepended.
 #include "tokenizer/tokenizer_json.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -11,12 +12,18 @@ namespace hardkv {
 namespace {
 
 std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  HARDKV_CHECK(in.good(), kBadFile, "{}: cannot open file (missing or unreadable)", path);
-  std::ostringstream buffer;
-  buffer << in.rdbuf();
-  HARDKV_CHECK(!in.bad(), kBadFile, "{}: read error", path);
-  return buffer.str();
+  std::error_code ec;
+  HARDKV_CHECK(std::filesystem::is_regular_file(path, ec), kBadFile,
+               "{}: cannot open file (missing, or not a regular file)", path);
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  HARDKV_CHECK(in.good(), kBadFile, "{}: cannot open file (unreadable)", path);
+  const std::streamoff size = in.tellg();
+  HARDKV_CHECK(size >= 0, kBadFile, "{}: cannot read file", path);
+  std::string text(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  in.read(text.data(), size);
+  HARDKV_CHECK(in.gcount() == size, kBadFile, "{}: read error", path);
+  return text;
 }
 
 nlohmann::json parse_json(const std::string& path) {
@@ -47,7 +54,8 @@ const nlohmann::json& field_or_null(const nlohmann::json& j, const char* key) {
 }
 
 // Ids of a TemplateProcessing special-token reference.
-std::vector<int32_t> template_special_ids(const nlohmann::json& processor, const std::string& name) {
+std::vector<int32_t> template_special_ids(const nlohmann::json& processor,
+                                          const std::string& name) {
   const auto& specials = field_or_null(processor, "special_tokens");
   HARDKV_CHECK(specials.is_object() && specials.contains(name), kBadFile,
                "post_processor template names special token \"{}\" missing from special_tokens",
@@ -71,7 +79,8 @@ void parse_post_processor(const nlohmann::json& spec, TokenizerImpl& impl) {
   }
   if (type == "TemplateProcessing") {
     const auto& single = field_or_null(spec, "single");
-    HARDKV_CHECK(single.is_array(), kBadFile, "post_processor TemplateProcessing has no \"single\"");
+    HARDKV_CHECK(single.is_array(), kBadFile,
+                 "post_processor TemplateProcessing has no \"single\"");
     impl.prefix_ids_.clear();
     impl.suffix_ids_.clear();
     bool seen_sequence = false;
@@ -83,7 +92,8 @@ void parse_post_processor(const nlohmann::json& spec, TokenizerImpl& impl) {
         auto& dst = seen_sequence ? impl.suffix_ids_ : impl.prefix_ids_;
         dst.insert(dst.end(), ids.begin(), ids.end());
       } else {
-        HARDKV_THROW(kBadFile, "post_processor template item {} is neither Sequence nor SpecialToken",
+        HARDKV_THROW(kBadFile,
+                     "post_processor template item {} is neither Sequence nor SpecialToken",
                      item.dump());
       }
     }
@@ -152,23 +162,23 @@ TokenizerConfig load_tokenizer_config(const std::string& path, const std::string
   if (std::ifstream(path).good()) {
     const nlohmann::json j = parse_json(path);
     config = with_path(path, [&] {
-    TokenizerConfig c;
-    c.path = path;
-    c.bos_token = config_token(j, "bos_token");
-    c.eos_token = config_token(j, "eos_token");
-    const auto& add_bos = field_or_null(j, "add_bos_token");
-    if (add_bos.is_boolean()) c.add_bos_token = add_bos.get<bool>();
-    const auto& tmpl = field_or_null(j, "chat_template");
-    if (tmpl.is_string()) {
-      c.chat_template = tmpl.get<std::string>();
-    } else if (tmpl.is_array()) {  // [{"name": "default", "template": "..."}, ...]
-      for (const auto& entry : tmpl) {
-        if (c.chat_template.empty() || entry.value("name", "") == "default") {
-          c.chat_template = entry.at("template").get<std::string>();
+      TokenizerConfig c;
+      c.path = path;
+      c.bos_token = config_token(j, "bos_token");
+      c.eos_token = config_token(j, "eos_token");
+      const auto& add_bos = field_or_null(j, "add_bos_token");
+      if (add_bos.is_boolean()) c.add_bos_token = add_bos.get<bool>();
+      const auto& tmpl = field_or_null(j, "chat_template");
+      if (tmpl.is_string()) {
+        c.chat_template = tmpl.get<std::string>();
+      } else if (tmpl.is_array()) {  // [{"name": "default", "template": "..."}, ...]
+        for (const auto& entry : tmpl) {
+          if (c.chat_template.empty() || entry.value("name", "") == "default") {
+            c.chat_template = entry.at("template").get<std::string>();
+          }
         }
       }
-    }
-    return c;
+      return c;
     });
   }
   if (config.chat_template.empty()) {

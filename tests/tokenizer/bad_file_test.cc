@@ -49,6 +49,8 @@ TEST(BadTokenizerFile, MissingFile) {
   const std::string path = dir.file("tokenizer.json");
   expect_error([&] { Tokenizer::from_file(path); }, ErrorKind::kBadFile, {path, "cannot open"});
   expect_error([&] { Tokenizer::from_dir(dir.dir()); }, ErrorKind::kBadFile, {path, "cannot open"});
+  expect_error([&] { Tokenizer::from_file(dir.dir()); }, ErrorKind::kBadFile,
+               {dir.dir(), "not a regular file"});
 }
 
 TEST(BadTokenizerFile, NotJson) {

@@ -1,6 +1,8 @@
 // Chat templates: the renderer against the strings the Jinja templates in the real Qwen3 and
 // Llama-3 tokenizer_config.json produce (worked out by hand from the template text), format
 // detection and its errors.
+#include "tokenizer/chat_template.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
@@ -8,7 +10,6 @@
 
 #include "core/error.h"
 #include "test_assets.h"
-#include "tokenizer/chat_template.h"
 
 namespace hardkv {
 namespace {
@@ -45,9 +46,8 @@ TEST(ChatTemplate, Qwen3SystemUserAndGenerationPrompt) {
 TEST(ChatTemplate, Qwen3DropsReasoningOfEarlierTurnsAndKeepsTheLastOne) {
   const ChatTemplate t = real_template("qwen3");
   // The assistant turn before the last user query loses its <think> block.
-  const Messages multi = {{"user", "1+1?"},
-                          {"assistant", "<think>\nadd them\n</think>\n\n2"},
-                          {"user", "times 3?"}};
+  const Messages multi = {
+      {"user", "1+1?"}, {"assistant", "<think>\nadd them\n</think>\n\n2"}, {"user", "times 3?"}};
   EXPECT_EQ(t.render(multi),
             "<|im_start|>user\n1+1?<|im_end|>\n"
             "<|im_start|>assistant\n2<|im_end|>\n"
@@ -56,10 +56,10 @@ TEST(ChatTemplate, Qwen3DropsReasoningOfEarlierTurnsAndKeepsTheLastOne) {
   // An assistant turn after the last query, and last, keeps (or gets) a think block.
   ChatOptions no_prompt;
   no_prompt.add_generation_prompt = false;
-  EXPECT_EQ(t.render(Messages{{"user", "hi"}, {"assistant", "<think>\nr\n</think>\n\nhello"}},
-                     no_prompt),
-            "<|im_start|>user\nhi<|im_end|>\n"
-            "<|im_start|>assistant\n<think>\nr\n</think>\n\nhello<|im_end|>\n");
+  EXPECT_EQ(
+      t.render(Messages{{"user", "hi"}, {"assistant", "<think>\nr\n</think>\n\nhello"}}, no_prompt),
+      "<|im_start|>user\nhi<|im_end|>\n"
+      "<|im_start|>assistant\n<think>\nr\n</think>\n\nhello<|im_end|>\n");
   EXPECT_EQ(t.render(Messages{{"user", "hi"}, {"assistant", "hello"}}, no_prompt),
             "<|im_start|>user\nhi<|im_end|>\n"
             "<|im_start|>assistant\n<think>\n\n</think>\n\nhello<|im_end|>\n");
@@ -123,6 +123,34 @@ TEST(ChatTemplate, Qwen25DefaultSystemPrompt) {
   EXPECT_EQ(t.render(Messages{{"system", "S"}, {"user", "hi"}}),
             "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nhi<|im_end|>\n"
             "<|im_start|>assistant\n");
+}
+
+TEST(ChatTemplate, PlainChatMLLoopWithEnableThinking) {
+  // The minimal template `hardkv make-model` writes: every message as is, then the prompt.
+  const std::string plain =
+      "{%- for message in messages %}"
+      "{{- '<|im_start|>' + message.role + '\\n' + message.content + '<|im_end|>\\n' }}"
+      "{%- endfor %}"
+      "{%- if add_generation_prompt %}"
+      "{{- '<|im_start|>assistant\\n' }}"
+      "{%- if enable_thinking is defined and enable_thinking is false %}"
+      "{{- '<think>\\n\\n</think>\\n\\n' }}"
+      "{%- endif %}"
+      "{%- endif %}";
+  const ChatTemplate t = ChatTemplate::detect(plain);
+  const Messages chat = {{"system", "S"},
+                         {"user", "a"},
+                         {"assistant", "<think>x</think>b"},
+                         {"tool", "t"},
+                         {"user", "c"}};
+  const std::string turns =
+      "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\na<|im_end|>\n"
+      "<|im_start|>assistant\n<think>x</think>b<|im_end|>\n<|im_start|>tool\nt<|im_end|>\n"
+      "<|im_start|>user\nc<|im_end|>\n";
+  EXPECT_EQ(t.render(chat), turns + "<|im_start|>assistant\n");
+  ChatOptions no_thinking;
+  no_thinking.enable_thinking = false;
+  EXPECT_EQ(t.render(chat, no_thinking), turns + "<|im_start|>assistant\n<think>\n\n</think>\n\n");
 }
 
 TEST(ChatTemplate, UnrecognisedTemplatesAreClearErrors) {

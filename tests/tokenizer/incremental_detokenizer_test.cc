@@ -63,14 +63,13 @@ std::string join(const std::vector<std::string>& pieces) {
 }
 
 std::vector<std::string> sample_texts() {
-  std::vector<std::string> texts = {
-      "🦙🚀 (normal) 😶‍🌫️ ✅",
-      "我想在apple工作1314151天～",
-      "日本語のテキストと한국어",
-      "Ελληνικά, Български, ქართული, ភាសាខ្មែរ",
-      "naïve café Ångström",
-      "<|im_start|>user\n🦙?<|im_end|>",
-      "math: ∑ᵢ xᵢ² ≤ ∞ and 𝔽₂"};
+  std::vector<std::string> texts = {"🦙🚀 (normal) 😶‍🌫️ ✅",
+                                    "我想在apple工作1314151天～",
+                                    "日本語のテキストと한국어",
+                                    "Ελληνικά, Български, ქართული, ភាសាខ្មែរ",
+                                    "naïve café Ångström",
+                                    "<|im_start|>user\n🦙?<|im_end|>",
+                                    "math: ∑ᵢ xᵢ² ≤ ∞ and 𝔽₂"};
   // The vectors' texts too.
   const std::string inp = test::read_file(test::asset_path("vocab/ggml-vocab-qwen2.gguf.inp"));
   const std::string sep = "\n__ggml_vocab_test__\n";
@@ -116,7 +115,9 @@ TEST(IncrementalDetokenizer, HoldsPartialCharactersAndReplacesBadBytes) {
   EXPECT_EQ(detok.push('a'), "a");
   // A lead byte followed by ASCII: the lead is ill-formed and becomes U+FFFD at once.
   EXPECT_EQ(detok.push(0xE6), "");
-  EXPECT_EQ(detok.push('b'), "\xEF\xBF\xBD" "b");
+  EXPECT_EQ(detok.push('b'),
+            "\xEF\xBF\xBD"
+            "b");
   // A stray continuation byte.
   EXPECT_EQ(detok.push(0x80), "\xEF\xBF\xBD");
   // A truncated character at the end is flushed as one U+FFFD.
@@ -126,7 +127,10 @@ TEST(IncrementalDetokenizer, HoldsPartialCharactersAndReplacesBadBytes) {
   EXPECT_EQ(detok.flush(), "");
   // The same ids through decode give the same text.
   const Ids ids = {0xF0, 0x9F, 0xA6, 0x99, 'a', 0xE6, 'b', 0x80, 0xE6, 0x97};
-  EXPECT_EQ(tok.decode(ids), "\xF0\x9F\xA6\x99" "a\xEF\xBF\xBD" "b\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(tok.decode(ids),
+            "\xF0\x9F\xA6\x99"
+            "a\xEF\xBF\xBD"
+            "b\xEF\xBF\xBD\xEF\xBF\xBD");
   EXPECT_EQ(join(stream(tok, ids)), tok.decode(ids));
   // Surrogate code points (ED A0..BF) are ill-formed: ED then A0 are two replacements.
   EXPECT_EQ(tok.decode(Ids{0xED, 0xA0, 0x80}), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");

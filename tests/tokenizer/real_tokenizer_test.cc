@@ -20,8 +20,7 @@ TEST(RealTokenizer, QwenSpecialTokensInText) {
   const Tokenizer* tok = test::real_tokenizer("qwen3");
   ASSERT_NE(tok, nullptr);
   // <|im_start|>=151644 user=872 \n=198 hi=6023 <|im_end|>=151645 (Qwen2/3 vocabulary).
-  EXPECT_EQ(tok->encode("<|im_start|>user\nhi<|im_end|>"),
-            (Ids{151644, 872, 198, 6023, 151645}));
+  EXPECT_EQ(tok->encode("<|im_start|>user\nhi<|im_end|>"), (Ids{151644, 872, 198, 6023, 151645}));
   EXPECT_EQ(tok->encode("<think>\n\n</think>\n\n"), (Ids{151667, 271, 151668, 271}));
   EXPECT_TRUE(tok->is_special(151644));
   EXPECT_FALSE(tok->is_special(151667));  // <think> is an added, non-special token
@@ -83,10 +82,14 @@ TEST(RealTokenizer, LongRunsRoundTrip) {
 // ~100 KB of mixed text: words of several scripts, numbers, punctuation, code and whitespace.
 std::string mixed_text(size_t bytes, uint32_t seed) {
   static const std::vector<std::string> words = {
-      "the", "inference", "engine", "Tokenizer", "don't", "we'll", "KV-cache", "attention",
-      "Привет", "мир", "日本語", "テキスト", "我想在", "工作", "Ελληνικά", "naïve", "café",
-      "🦙", "🚀", "😶‍🌫️", "✅", "1314151", "3.14159", "2024-11-22", "x_i", "->", "{}", "();",
-      "    ", "\t", "\n", "\n\n", "  ", "!!!", "?", "...", "'s", "I'M", "<html>", "</div>"};
+      "the",    "inference", "engine",    "Tokenizer",  "don't",
+      "we'll",  "KV-cache",  "attention", "Привет",     "мир",
+      "日本語", "テキスト",  "我想在",    "工作",       "Ελληνικά",
+      "naïve",  "café",      "🦙",      "🚀",          "😶‍🌫️",
+      "✅",      "1314151",   "3.14159",   "2024-11-22", "x_i",
+      "->",     "{}",        "();",       "    ",       "\t",
+      "\n",     "\n\n",      "  ",        "!!!",        "?",
+      "...",    "'s",        "I'M",       "<html>",     "</div>"};
   std::mt19937 rng(seed);
   std::string text;
   while (text.size() < bytes) {

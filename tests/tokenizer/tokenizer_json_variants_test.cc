@@ -52,15 +52,16 @@ TEST(TinyTokenizer, LowerRankMergesFirstAndLeftmostOnTies) {
   spec.merges = {{"b", "c"}, {"a", "b"}, {"x", "x"}, {"xx", "xx"}};
   const Tokenizer tok = test::load_tiny(spec, dir);
   const int32_t bc = 256, xx = 258, xxxx = 259;
-  EXPECT_EQ(tok.encode("abc"), (Ids{'a', bc}));      // "b c" outranks "a b"
+  EXPECT_EQ(tok.encode("abc"), (Ids{'a', bc}));  // "b c" outranks "a b"
   EXPECT_EQ(tok.encode("ab"), (Ids{257}));
-  EXPECT_EQ(tok.encode("xxx"), (Ids{xx, 'x'}));      // leftmost pair first
+  EXPECT_EQ(tok.encode("xxx"), (Ids{xx, 'x'}));  // leftmost pair first
   EXPECT_EQ(tok.encode("xxxx"), (Ids{xxxx}));
   EXPECT_EQ(tok.encode("xxxxx"), (Ids{xxxx, 'x'}));
 }
 
 // Plain-loop BPE: repeatedly merge the lowest-ranked adjacent pair, leftmost on ties.
-Ids reference_bpe(const std::string& word, const std::vector<std::pair<std::string, std::string>>& merges,
+Ids reference_bpe(const std::string& word,
+                  const std::vector<std::pair<std::string, std::string>>& merges,
                   const Tokenizer& tok) {
   std::vector<std::string> symbols;
   for (char c : word) symbols.push_back(byte_char(static_cast<uint8_t>(c)));
@@ -87,9 +88,9 @@ Ids reference_bpe(const std::string& word, const std::vector<std::pair<std::stri
 TEST(TinyTokenizer, MergeLoopMatchesPlainLoopReferenceOnRandomWords) {
   TempDir dir;
   TinySpec spec;
-  spec.merges = {{"a", "b"}, {"b", "a"}, {"a", "a"}, {"ab", "a"}, {"c", "c"}, {"ab", "ab"},
-                 {"ba", "c"}, {"aa", "b"}, {"cc", "a"}, {"b", "b"}, {"bb", "bb"}, {"a", "bab"},
-                 {"ba", "b"}, {"abab", "c"}, {"aa", "aa"}};
+  spec.merges = {{"a", "b"},   {"b", "a"},   {"a", "a"},  {"ab", "a"},   {"c", "c"},
+                 {"ab", "ab"}, {"ba", "c"},  {"aa", "b"}, {"cc", "a"},   {"b", "b"},
+                 {"bb", "bb"}, {"a", "bab"}, {"ba", "b"}, {"abab", "c"}, {"aa", "aa"}};
   const Tokenizer tok = test::load_tiny(spec, dir);
   std::mt19937 rng(1234);
   for (int trial = 0; trial < 2000; ++trial) {
@@ -114,14 +115,14 @@ TEST(TinyTokenizer, IgnoreMergesEmitsAWholePreTokenFoundInTheVocab) {
 TEST(TinyTokenizer, AddedTokensSplitTheTextLongestMatchFirst) {
   TempDir dir;
   TinySpec spec = hello_spec();  // ids 256..262
-  spec.added = {{"<|endoftext|>"}, {"<|im_start|>"}, {"<|im_end|>"},
-                {"<think>", false},    {"</think>", false}, {"<x>", false},
-                {"<x>y", false}};
+  spec.added = {{"<|endoftext|>"},   {"<|im_start|>"}, {"<|im_end|>"}, {"<think>", false},
+                {"</think>", false}, {"<x>", false},   {"<x>y", false}};
   const Tokenizer tok = test::load_tiny(spec, dir);
   const int32_t eot = 263, im_start = 264, im_end = 265, think = 266, end_think = 267, x = 268,
                 xy = 269;
   EXPECT_EQ(tok.encode("<|im_start|>hello<|im_end|>"), (Ids{im_start, 259, im_end}));
-  EXPECT_EQ(tok.encode("hello<|endoftext|><|endoftext|> world"), (Ids{259, eot, eot, 262, 'l', 'd'}));
+  EXPECT_EQ(tok.encode("hello<|endoftext|><|endoftext|> world"),
+            (Ids{259, eot, eot, 262, 'l', 'd'}));
   EXPECT_EQ(tok.encode("<think>\n</think>"), (Ids{think, '\n', end_think}));
   EXPECT_EQ(tok.encode("<x>yz <x>z"), (Ids{xy, 'z', 32, x, 'z'}));
   EXPECT_EQ(tok.encode("<|im_start"), (Ids{'<', '|', 'i', 'm', '_', 's', 't', 'a', 'r', 't'}));
@@ -190,20 +191,19 @@ Ids encode_with_split(const std::string& behavior, bool invert, const std::strin
   TempDir dir;
   TinySpec spec = hello_spec();
   spec.merges.push_back({"Ġ", "Ġ"});  // 263
-  spec.pre_tokenizer = {{"type", "Sequence"},
-                        {"pretokenizers",
-                         {{{"type", "Split"},
-                           {"pattern", pattern},
-                           {"behavior", behavior},
-                           {"invert", invert}},
-                          {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
+  spec.pre_tokenizer = {
+      {"type", "Sequence"},
+      {"pretokenizers",
+       {{{"type", "Split"}, {"pattern", pattern}, {"behavior", behavior}, {"invert", invert}},
+        {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", false}}}}};
   return test::load_tiny(spec, dir).encode(text);
 }
 
 TEST(TinyTokenizer, SplitBehaviours) {
   // "world" alone is w + "or" + l + d; " world" is "Ġwor" + l + d.
   EXPECT_EQ(encode_with_split("Removed", false, "hello world"), (Ids{259, 'w', 261, 'l', 'd'}));
-  EXPECT_EQ(encode_with_split("Isolated", false, "hello world"), (Ids{259, 32, 'w', 261, 'l', 'd'}));
+  EXPECT_EQ(encode_with_split("Isolated", false, "hello world"),
+            (Ids{259, 32, 'w', 261, 'l', 'd'}));
   EXPECT_EQ(encode_with_split("MergedWithPrevious", false, "hello world"),
             (Ids{259, 32, 'w', 261, 'l', 'd'}));
   EXPECT_EQ(encode_with_split("MergedWithNext", false, "hello world"), (Ids{259, 262, 'l', 'd'}));
@@ -218,16 +218,15 @@ TEST(TinyTokenizer, TemplateProcessingAddsTokensWithAddSpecialTokens) {
   TempDir dir;
   TinySpec spec = hello_spec();
   spec.added = {{"<s>"}, {"</s>"}};  // 263, 264
-  nlohmann::json tp = {
-      {"type", "TemplateProcessing"},
-      {"single",
-       {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
-        {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
-        {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
-      {"pair", nlohmann::json::array()},
-      {"special_tokens",
-       {{"<s>", {{"id", "<s>"}, {"ids", {263}}, {"tokens", {"<s>"}}}},
-        {"</s>", {{"id", "</s>"}, {"ids", {264}}, {"tokens", {"</s>"}}}}}}};
+  nlohmann::json tp = {{"type", "TemplateProcessing"},
+                       {"single",
+                        {{{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}},
+                         {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},
+                         {{"SpecialToken", {{"id", "</s>"}, {"type_id", 0}}}}}},
+                       {"pair", nlohmann::json::array()},
+                       {"special_tokens",
+                        {{"<s>", {{"id", "<s>"}, {"ids", {263}}, {"tokens", {"<s>"}}}},
+                         {"</s>", {{"id", "</s>"}, {"ids", {264}}, {"tokens", {"</s>"}}}}}}};
   spec.post_processor = tp;
   const Tokenizer plain_template = test::load_tiny(spec, dir, "a.json");
   EXPECT_EQ(plain_template.encode("hello", true), (Ids{263, 259, 264}));

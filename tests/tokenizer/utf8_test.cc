@@ -1,5 +1,7 @@
 // UTF-8 helpers and the byte-level alphabet against hand-written expectations (Unicode Table 3-7
 // maximal subparts; GPT-2's bytes_to_unicode).
+#include "tokenizer/utf8.h"
+
 #include <gtest/gtest.h>
 
 #include <set>
@@ -7,7 +9,6 @@
 
 #include "tiny_tokenizer.h"
 #include "tokenizer/byte_level.h"
-#include "tokenizer/utf8.h"
 
 namespace hardkv {
 namespace {
@@ -23,9 +24,9 @@ const std::string R = "\xEF\xBF\xBD";
 TEST(Utf8, LossyReplacesMaximalSubparts) {
   EXPECT_EQ(lossy("abc"), "abc");
   EXPECT_EQ(lossy("\xC3\xA9"), "\xC3\xA9");
-  EXPECT_EQ(lossy("\xC0\xAF"), R + R);                 // overlong lead C0
-  EXPECT_EQ(lossy("\xE0\x80\x80"), R + R + R);         // E0 needs A0..BF next
-  EXPECT_EQ(lossy("\xF0\x9F\xA6"), R);                 // truncated 4-byte: one replacement
+  EXPECT_EQ(lossy("\xC0\xAF"), R + R);          // overlong lead C0
+  EXPECT_EQ(lossy("\xE0\x80\x80"), R + R + R);  // E0 needs A0..BF next
+  EXPECT_EQ(lossy("\xF0\x9F\xA6"), R);          // truncated 4-byte: one replacement
   EXPECT_EQ(lossy("\xF0\x9F\xA6x"), R + "x");
   EXPECT_EQ(lossy("\xF4\x90\x80\x80"), R + R + R + R);  // above U+10FFFF
   EXPECT_EQ(lossy("\xFF"), R);
@@ -39,7 +40,9 @@ TEST(Utf8, LossyReplacesMaximalSubparts) {
 TEST(Utf8, NormalizeNfcKeepsIllFormedBytes) {
   EXPECT_EQ(utf8::normalize("e\xCC\x81", utf8::NormalForm::kNFC), "\xC3\xA9");
   EXPECT_EQ(utf8::normalize("\xC3\xA9", utf8::NormalForm::kNFD), "e\xCC\x81");
-  EXPECT_EQ(utf8::normalize("e\xCC\x81\xFF" "e\xCC\x81", utf8::NormalForm::kNFC),
+  EXPECT_EQ(utf8::normalize("e\xCC\x81\xFF"
+                            "e\xCC\x81",
+                            utf8::NormalForm::kNFC),
             "\xC3\xA9\xFF\xC3\xA9");
   EXPECT_EQ(utf8::normalize("\xEF\xAC\x81", utf8::NormalForm::kNFKC), "fi");  // ligature ﬁ
 }
