@@ -1,0 +1,181 @@
+// Compression event executor (see compression_event.h): select every layer first (read-only),
+// check the page pools, then apply masks, rewrites and appends, and retire the dense tier.
+#include "kv/compression_event.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace hardkv::kv {
+
+namespace {
+
+// What one head does at this event.
+struct HeadPlan {
+  std::vector<uint8_t> keep_stored;     // [num_stored] 1 = attended after the event
+  std::vector<int32_t> append;          // dense positions to copy into head-pages, increasing
+  int num_masked_after = 0;
+  bool rewrite = false;
+  int pages_delta(const HeadPages& hp, int page_size) const {
+    const int stored = hp.num_stored() - (rewrite ? num_masked_after : 0);
+    const int pages = (stored + static_cast<int>(append.size()) + page_size - 1) / page_size;
+    return pages - static_cast<int>(hp.pages.size());
+  }
+};
+
+struct LayerPlan {
+  std::vector<HeadPlan> heads;  // [num_kv_heads]
+};
+
+}  // namespace
+
+CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
+                                             const DenseKVView& dense,
+                                             const compress::Compressor& compressor,
+                                             const CompressionEventOptions& options) {
+  const HeadwiseKVConfig& cfg = kv.config();
+  const compress::CompressionConfig& cc = compressor.config();
+  const int L = cfg.num_layers, H = cfg.num_kv_heads, D = cfg.head_dim;
+  const int group = cfg.num_q_heads / cfg.num_kv_heads;
+  HARDKV_CHECK(static_cast<int>(dense.k.size()) == L && static_cast<int>(dense.v.size()) == L,
+               kInvalidArgument, "dense KV view has {} / {} layers, the cache has {}",
+               dense.k.size(), dense.v.size(), L);
+  const SequenceKV& s = kv.sequence(seq_id);
+  const int window_begin = std::max(0, s.num_tokens - cc.window);
+  const int move_end = std::max(s.dense_begin, window_begin);  // dense tier keeps [move_end, N)
+  const int64_t kv_row = static_cast<int64_t>(H) * D;
+  auto dense_row = [&](const float* base, int pos, int h) {
+    return base + kv.dense_slot(seq_id, pos) * kv_row + static_cast<int64_t>(h) * D;
+  };
+
+  CompressionEventResult result;
+  std::vector<LayerPlan> plans(L);
+
+  // Phase 1: select (no mutation).
+  for (int l = 0; l < L; ++l) {
+    const int num_obs = s.obs.count(l);
+    HARDKV_CHECK(num_obs >= 1, kInvalidArgument,
+                 "sequence {}: layer {} has no observation queries; push post-RoPE queries to "
+                 "the observation buffer before compressing",
+                 seq_id, l);
+    std::vector<float> q_obs(static_cast<size_t>(H) * num_obs * group * D);
+    std::vector<std::vector<float>> keys(H);
+    std::vector<std::vector<int32_t>> positions(H);
+    std::vector<std::vector<int>> source(H);  // stored index, or -1 - dense position
+    std::vector<compress::HeadInput> inputs(H);
+    const HeadPagePool& pool = kv.page_pool(l);
+    for (int h = 0; h < H; ++h) {
+      float* qh = q_obs.data() + static_cast<size_t>(h) * num_obs * group * D;
+      s.obs.gather_group(l, h, group, qh);
+      const HeadPages& hp = kv.head(seq_id, l, h);
+      const int P = cfg.page_size;
+      for (int i = 0; i < hp.num_stored(); ++i) {
+        if (hp.positions[i] < cc.sinks) continue;
+        const float* k = pool.k_row(hp.pages[i / P], i % P);
+        keys[h].insert(keys[h].end(), k, k + D);
+        positions[h].push_back(hp.positions[i]);
+        source[h].push_back(i);
+      }
+      for (int p = std::max(s.dense_begin, cc.sinks); p < move_end; ++p) {
+        const float* k = dense_row(dense.k[l], p, h);
+        keys[h].insert(keys[h].end(), k, k + D);
+        positions[h].push_back(p);
+        source[h].push_back(-1 - p);
+      }
+      compress::HeadInput& in = inputs[h];
+      in.q_obs = qh;
+      in.keys = keys[h].data();
+      in.positions = positions[h].data();
+      in.num_obs = num_obs;
+      in.group_size = group;
+      in.head_dim = D;
+      in.num_candidates = static_cast<int>(positions[h].size());
+      result.num_candidates += in.num_candidates;
+    }
+    result.layers.push_back(compressor.compress_layer(l, inputs));
+    const compress::LayerCompression& lc = result.layers.back();
+
+    LayerPlan& plan = plans[l];
+    plan.heads.resize(H);
+    for (int h = 0; h < H; ++h) {
+      const HeadPages& hp = kv.head(seq_id, l, h);
+      HeadPlan& hplan = plan.heads[h];
+      hplan.keep_stored.assign(hp.num_stored(), 0);
+      for (int i = 0; i < hp.num_stored(); ++i) hplan.keep_stored[i] = hp.positions[i] < cc.sinks;
+      std::vector<uint8_t> kept(source[h].size(), 0);
+      for (int32_t c : lc.heads[h].kept) kept[c] = 1;
+      for (int p = s.dense_begin; p < std::min(cc.sinks, move_end); ++p) {
+        hplan.append.push_back(p);  // sinks still in the dense tier move unconditionally
+      }
+      for (size_t c = 0; c < source[h].size(); ++c) {
+        const int src = source[h][c];
+        if (src >= 0) {
+          hplan.keep_stored[src] = kept[c];
+        } else if (kept[c]) {
+          hplan.append.push_back(-1 - src);
+        } else {
+          ++result.tokens_dropped;
+        }
+      }
+      for (uint8_t k : hplan.keep_stored) hplan.num_masked_after += k == 0;
+      const int stored = hp.num_stored();
+      hplan.rewrite = hplan.num_masked_after > 0 &&
+                      (cc.rewrite_every_time || options.memory_pressure ||
+                       hplan.num_masked_after > cc.rewrite_threshold * stored);
+    }
+  }
+
+  // Phase 2: the page pools must hold the result; under pressure, rewrite every masked head.
+  for (int l = 0; l < L; ++l) {
+    auto net_pages = [&] {
+      int64_t net = 0;
+      for (int h = 0; h < H; ++h) {
+        net += plans[l].heads[h].pages_delta(kv.head(seq_id, l, h), cfg.page_size);
+      }
+      return net;
+    };
+    const int free_pages = kv.page_pool(l).num_free_pages();
+    if (net_pages() > free_pages) {
+      for (HeadPlan& hplan : plans[l].heads) hplan.rewrite = hplan.num_masked_after > 0;
+    }
+    HARDKV_CHECK(net_pages() <= free_pages, kOutOfMemory,
+                 "sequence {}: compression needs {} more head-pages in layer {}, {} are free; "
+                 "raise the page count or lower the budget",
+                 seq_id, net_pages(), l, free_pages);
+  }
+
+  // Phase 3: apply. Per layer, masks and rewrites first (they only free pages), then appends.
+  std::vector<float> k_row(D), v_row(D);
+  for (int l = 0; l < L; ++l) {
+    for (int h = 0; h < H; ++h) {
+      const HeadPlan& hplan = plans[l].heads[h];
+      for (size_t i = 0; i < hplan.keep_stored.size(); ++i) {
+        const bool was = kv.is_masked(seq_id, l, h, static_cast<int>(i));
+        const bool now = hplan.keep_stored[i] == 0;
+        result.tokens_masked += now && !was;
+        result.tokens_unmasked += was && !now;
+        kv.set_masked(seq_id, l, h, static_cast<int>(i), now);
+      }
+      if (hplan.rewrite) {
+        result.pages_freed += kv.rewrite_head(seq_id, l, h);
+        ++result.num_rewrites;
+      }
+    }
+    for (int h = 0; h < H; ++h) {
+      for (int32_t p : plans[l].heads[h].append) {
+        std::memcpy(k_row.data(), dense_row(dense.k[l], p, h), sizeof(float) * D);
+        std::memcpy(v_row.data(), dense_row(dense.v[l], p, h), sizeof(float) * D);
+        kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data());
+        ++result.tokens_appended;
+      }
+    }
+  }
+  const int64_t blocks_before = static_cast<int64_t>(s.dense_blocks.size());
+  kv.retire_dense_before(seq_id, move_end);
+  result.dense_blocks_freed = blocks_before - static_cast<int64_t>(s.dense_blocks.size());
+  kv.note_event(seq_id);
+  return result;
+}
+
+}  // namespace hardkv::kv
