@@ -1,32 +1,14 @@
-// EngineConfig: the user's validated, immutable engine settings; EngineLimits: the values derived
-// from them and the model at start-up (never written back into the config).
+// EngineLimits: the values derived at start-up from EngineConfig (include/hardkv/engine_config.h),
+// the model and the device (never written back into the config).
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <vector>
 
+#include "hardkv/engine_config.h"
+
 namespace hardkv {
-
-struct EngineConfig {
-  int max_num_batched_tokens = 16384;  // tokens per step (prefill chunks + decodes)
-  int max_num_seqs = 512;              // running sequences at most
-  int max_model_len = 4096;            // prompt + output tokens; clamped to the model's limit
-  float gpu_memory_utilization = 0.9f;  // CUDA: share of free device memory for weights + KV
-  // Tokens per KV block. 16 (as vLLM): prefix-cache hits at 16-token granularity and at most 15
-  // wasted slots per sequence; the CPU attention loop walks blocks, so larger blocks buy nothing
-  // there. The CUDA backend may prefer another size (set it here).
-  int kv_block_size = 16;
-  int num_kv_blocks = -1;  // > 0: exact pool size, overriding the memory budget
-  // CPU backend: bytes for the KV pool (K + V, all layers) when num_kv_blocks is not set.
-  size_t cpu_kv_cache_bytes = size_t{2} << 30;
-  bool enable_prefix_caching = true;
-  std::string backend = "auto";  // "auto" | "cpu" | "cuda"
-
-  // Throws Error(kInvalidArgument) naming the bad field and its allowed range.
-  void validate() const;
-};
 
 // Derived at start-up from EngineConfig + model + device memory.
 struct EngineLimits {

@@ -7,16 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "hardkv/request_output.h"
 #include "hardkv/sampling_params.h"
 
 namespace hardkv {
 
 enum class SequenceStatus { kWaiting, kRunning, kFinished };
-
-// Why a request ended. kNone while it runs.
-enum class FinishReason { kNone, kStop, kLength, kAbort, kError };
-
-const char* finish_reason_name(FinishReason reason);  // "stop", "length", "abort", "error", ""
 
 // Timestamps in seconds on the engine's steady clock (< 0: not reached yet).
 struct SequenceMetrics {

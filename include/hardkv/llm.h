@@ -1,0 +1,79 @@
+// LLM: the C++ API of the engine — offline batch generation (generate) and incremental use
+// (add_request / step / abort) with optional per-token streaming, over continuous batching and a
+// paged, prefix-cached KV pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "hardkv/engine_config.h"
+#include "hardkv/request_output.h"
+#include "hardkv/sampling_params.h"
+
+namespace hardkv {
+
+class LLMEngine;
+class Tokenizer;
+
+// Engine-wide counters (monotonic except the *_now gauges).
+struct EngineStats {
+  int64_t num_steps = 0;
+  int64_t num_preemptions = 0;
+  int64_t prefix_queried_tokens = 0;
+  int64_t prefix_hit_tokens = 0;
+  double prefix_hit_rate = 0;
+  int num_kv_blocks = 0;
+  int kv_block_size = 0;
+  int max_model_len = 0;        // effective: min(config, model, KV pool)
+  int num_used_blocks_now = 0;  // blocks referenced by live requests
+  int num_waiting_now = 0;
+  int num_running_now = 0;
+};
+
+class LLM {
+ public:
+  // Loads the model (config.json, safetensors, tokenizer.json) from `model_dir` on the backend
+  // named in `config` and sizes the KV pool. Throws Error on a bad config or model.
+  explicit LLM(const std::string& model_dir, EngineConfig config = {});
+  ~LLM();
+  LLM(LLM&&) noexcept;
+  LLM& operator=(LLM&&) noexcept;
+
+  // Runs every prompt to completion; results in input order. `params` is one for all prompts or
+  // one per prompt. A request with a bad prompt (empty, too long) or invalid parameters gets
+  // finish_reason kError and a message; the others complete. The progress bar goes to stderr and
+  // only when stderr is a terminal.
+  std::vector<RequestOutput> generate(std::span<const std::string> prompts,
+                                      const SamplingParams& params, bool progress = true);
+  std::vector<RequestOutput> generate(std::span<const std::string> prompts,
+                                      std::span<const SamplingParams> params,
+                                      bool progress = true);
+  std::vector<RequestOutput> generate(std::span<const std::vector<int32_t>> prompt_token_ids,
+                                      const SamplingParams& params, bool progress = true);
+  std::vector<RequestOutput> generate(std::span<const std::vector<int32_t>> prompt_token_ids,
+                                      std::span<const SamplingParams> params,
+                                      bool progress = true);
+
+  // Incremental use: queue a request (returns its id; an invalid one finishes at the next step
+  // with kError), run one engine step (returns the requests that finished in it), abort.
+  int64_t add_request(const std::string& prompt, const SamplingParams& params,
+                      StreamCallback on_token = {});
+  int64_t add_request(std::vector<int32_t> prompt_token_ids, const SamplingParams& params,
+                      StreamCallback on_token = {});
+  std::vector<RequestOutput> step();
+  // Ends a queued or running request; its output (kAbort) comes from the next step(). False when
+  // the id is not live.
+  bool abort(int64_t request_id);
+  bool has_unfinished() const;
+
+  const Tokenizer& tokenizer() const;
+  EngineStats stats() const;
+
+ private:
+  std::unique_ptr<LLMEngine> engine_;
+};
+
+}  // namespace hardkv

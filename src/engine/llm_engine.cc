@@ -1,0 +1,248 @@
+// LLMEngine: construction (backend, model, tokenizer, KV pool) and the engine step.
+#include "engine/llm_engine.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <random>
+
+#include "core/error.h"
+#include "engine/kv_cache_sizing.h"
+
+namespace hardkv {
+
+namespace {
+bool contains(const std::vector<int32_t>& ids, int32_t id) {
+  return std::find(ids.begin(), ids.end(), id) != ids.end();
+}
+// Largest n <= len such that text[0, n) ends on a UTF-8 character boundary.
+size_t utf8_floor(const std::string& text, size_t len) {
+  while (len > 0 && len < text.size() &&
+         (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) {
+    --len;
+  }
+  return len;
+}
+}  // namespace
+
+LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
+    : config_(config), start_(std::chrono::steady_clock::now()) {
+  config_.validate();
+  backend_ = make_backend(config_.backend);
+  model_ = Model::load(model_dir, *backend_);
+  if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
+    tokenizer_.emplace(Tokenizer::from_dir(model_dir));
+  }
+  const ModelConfig& mc = model_->config();
+  const int model_len = static_cast<int>(std::min<int64_t>(config_.max_model_len,
+                                                           mc.max_position_embeddings));
+  limits_.block_size = config_.kv_block_size;
+  limits_.kv_bytes_per_block = model_->kv_bytes_per_block(config_.kv_block_size);
+  limits_.num_kv_blocks = plan_num_kv_blocks(config_, *model_, model_len);
+  limits_.max_model_len = std::min(model_len, limits_.num_kv_blocks * limits_.block_size);
+  limits_.eos_token_ids = mc.eos_token_ids;
+  if (limits_.eos_token_ids.empty() && tokenizer_ && tokenizer_->eos_id()) {
+    limits_.eos_token_ids.push_back(*tokenizer_->eos_id());
+  }
+  kv_ = model_->allocate_kv_cache(limits_.num_kv_blocks, limits_.block_size);
+  block_manager_ = std::make_unique<BlockManager>(limits_.num_kv_blocks, limits_.block_size,
+                                                  config_.enable_prefix_caching);
+  SchedulerConfig sc;
+  sc.max_num_seqs = config_.max_num_seqs;
+  sc.max_num_batched_tokens = config_.max_num_batched_tokens;
+  sc.max_model_len = model_len;
+  sc.eos_token_ids = limits_.eos_token_ids;
+  scheduler_ = std::make_unique<Scheduler>(sc, *block_manager_);
+  runner_ = std::make_unique<ModelRunner>(*model_, kv_);
+}
+
+LLMEngine::~LLMEngine() = default;
+
+double LLMEngine::now() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+}
+
+const Tokenizer& LLMEngine::tokenizer() const {
+  HARDKV_CHECK(tokenizer_.has_value(), kInvalidArgument,
+               "this model directory has no tokenizer.json");
+  return *tokenizer_;
+}
+
+int64_t LLMEngine::add_request(const std::string& prompt, const SamplingParams& params,
+                               StreamCallback on_token) {
+  return add_request(tokenizer().encode(prompt, /*add_special_tokens=*/true), params,
+                     std::move(on_token));
+}
+
+int64_t LLMEngine::add_request(std::vector<int32_t> prompt_token_ids,
+                               const SamplingParams& params, StreamCallback on_token) {
+  const int64_t id = next_request_id_++;
+  const double t = now();
+  std::string error;
+  try {
+    params.validate();
+  } catch (const Error& e) {
+    error = "invalid sampling parameters: " + e.message();
+  }
+  const int64_t vocab = model_->config().vocab_size;
+  for (int32_t tok : prompt_token_ids) {
+    if (error.empty() && (tok < 0 || tok >= vocab)) {
+      error = fmt::format("prompt token id {} is outside the vocabulary [0, {})", tok, vocab);
+    }
+  }
+  auto seq = std::make_unique<Sequence>(id, std::move(prompt_token_ids), params, t);
+  seq->rng_seed = params.seed >= 0 ? static_cast<uint64_t>(params.seed)
+                                   : (static_cast<uint64_t>(std::random_device{}()) << 32) ^
+                                         std::random_device{}();
+  RequestState state;
+  if (tokenizer_) state.detok.emplace(*tokenizer_, /*skip_special_tokens=*/true);
+  for (const std::string& s : params.stop) state.max_stop_len = std::max(state.max_stop_len, s.size());
+  state.on_token = std::move(on_token);
+  requests_.emplace(id, std::move(state));
+  if (!error.empty()) {
+    scheduler_->reject(std::move(seq), error, t);
+  } else {
+    scheduler_->add(std::move(seq), t);
+  }
+  return id;
+}
+
+bool LLMEngine::abort(int64_t request_id) {
+  return scheduler_->finish(request_id, FinishReason::kAbort, now());
+}
+
+bool LLMEngine::is_stop_token(const Sequence& seq, int32_t token_id) const {
+  return (!seq.params.ignore_eos && contains(limits_.eos_token_ids, token_id)) ||
+         contains(seq.params.stop_token_ids, token_id);
+}
+
+bool LLMEngine::append_text(RequestState& state, const Sequence& seq, int32_t token_id) {
+  if (!state.detok || state.stopped_by_string || is_stop_token(seq, token_id)) return false;
+  const size_t old_len = state.text.size();
+  state.text += state.detok->push(token_id);
+  if (seq.params.stop.empty()) return false;
+  // A match can only end inside the new piece: search from max_stop_len - 1 bytes before it.
+  const size_t from = old_len >= state.max_stop_len ? old_len - state.max_stop_len + 1 : 0;
+  size_t cut = std::string::npos;
+  for (const std::string& s : seq.params.stop) cut = std::min(cut, state.text.find(s, from));
+  if (cut == std::string::npos) return false;
+  state.text.resize(cut);
+  state.num_emitted = std::min(state.num_emitted, cut);
+  state.stopped_by_string = true;
+  return true;
+}
+
+std::string LLMEngine::take_stream_text(RequestState& state, bool finished) {
+  size_t end = state.text.size();
+  if (!finished && state.max_stop_len > 1) {
+    // Hold back what could still turn out to be the start of a stop string.
+    end = utf8_floor(state.text, end >= state.max_stop_len - 1 ? end - (state.max_stop_len - 1) : 0);
+  }
+  if (end <= state.num_emitted) return {};
+  std::string piece = state.text.substr(state.num_emitted, end - state.num_emitted);
+  state.num_emitted = end;
+  return piece;
+}
+
+RequestOutput LLMEngine::make_output(const Sequence& seq, RequestState& state) {
+  RequestOutput out;
+  out.request_id = seq.seq_id;
+  out.text = state.text;
+  out.token_ids.assign(seq.output_token_ids().begin(), seq.output_token_ids().end());
+  out.finish_reason = seq.finish_reason;
+  out.error = seq.error;
+  const SequenceMetrics& m = seq.metrics;
+  out.metrics.num_prompt_tokens = seq.num_prompt_tokens;
+  out.metrics.num_output_tokens = seq.num_output_tokens();
+  out.metrics.num_cached_prompt_tokens = m.num_cached_prompt_tokens;
+  out.metrics.num_preemptions = m.num_preemptions;
+  if (m.first_token_time >= 0) out.metrics.time_to_first_token = m.first_token_time - m.arrival_time;
+  if (seq.num_output_tokens() > 1) {
+    out.metrics.time_per_output_token =
+        (m.last_token_time - m.first_token_time) / (seq.num_output_tokens() - 1);
+  }
+  if (m.finish_time >= 0) out.metrics.e2e_latency = m.finish_time - m.arrival_time;
+  return out;
+}
+
+std::vector<RequestOutput> LLMEngine::step() {
+  std::vector<StreamEvent> events;
+  if (scheduler_->has_unfinished()) {
+    SchedulerOutput out = scheduler_->schedule(now());
+    HARDKV_CHECK(!out.empty(), kInternal, "the scheduler made no progress ({} waiting, {} running)",
+                 scheduler_->num_waiting(), scheduler_->num_running());
+    const std::vector<int32_t> sampled = runner_->run(out);
+    scheduler_->postprocess(out, sampled, now());
+    ++num_steps_;
+    size_t k = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      if (!s.sample) continue;
+      Sequence& seq = *s.seq;  // still alive: finished ones wait in the scheduler's list
+      const int32_t token = sampled[k++];
+      RequestState& state = requests_.at(seq.seq_id);
+      if (append_text(state, seq, token) && !seq.is_finished()) {
+        scheduler_->finish(seq.seq_id, FinishReason::kStop, now());
+      }
+      if (!seq.is_finished() && state.on_token) {
+        StreamEvent ev;
+        ev.request_id = seq.seq_id;
+        ev.token_id = token;
+        ev.text = take_stream_text(state, false);
+        events.push_back(std::move(ev));
+      } else if (seq.is_finished()) {
+        // The final event (below) carries this token.
+        StreamEvent ev;
+        ev.request_id = seq.seq_id;
+        ev.token_id = token;
+        events.push_back(std::move(ev));
+      }
+    }
+  }
+  std::vector<RequestOutput> outputs;
+  for (std::unique_ptr<Sequence>& seq : scheduler_->take_finished()) {
+    auto it = requests_.find(seq->seq_id);
+    HARDKV_ASSERT(it != requests_.end());
+    RequestState& state = it->second;
+    if (state.detok && !state.stopped_by_string) state.text += state.detok->flush();
+    if (state.on_token) {
+      // Fill in the finishing token's event of this step, or add one (abort, rejection).
+      auto ev = std::find_if(events.begin(), events.end(), [&](const StreamEvent& e) {
+        return e.request_id == seq->seq_id;
+      });
+      if (ev == events.end()) {
+        events.emplace_back();
+        ev = events.end() - 1;
+        ev->request_id = seq->seq_id;
+      }
+      ev->text = take_stream_text(state, true);
+      ev->finished = true;
+      ev->finish_reason = seq->finish_reason;
+    }
+    outputs.push_back(make_output(*seq, state));
+  }
+  // Callbacks run last, when the engine state is consistent (they may call abort()).
+  for (const StreamEvent& ev : events) {
+    auto it = requests_.find(ev.request_id);
+    if (it != requests_.end() && it->second.on_token) it->second.on_token(ev);
+  }
+  for (const RequestOutput& o : outputs) requests_.erase(o.request_id);
+  return outputs;
+}
+
+EngineStats LLMEngine::stats() const {
+  EngineStats s;
+  const BlockManagerStats b = block_manager_->stats();
+  s.num_steps = num_steps_;
+  s.num_preemptions = scheduler_->num_preemptions();
+  s.prefix_queried_tokens = b.num_queried_tokens;
+  s.prefix_hit_tokens = b.num_hit_tokens;
+  s.prefix_hit_rate = b.hit_rate();
+  s.num_kv_blocks = limits_.num_kv_blocks;
+  s.kv_block_size = limits_.block_size;
+  s.max_model_len = scheduler_->max_seq_len();
+  s.num_used_blocks_now = b.num_used_blocks_now;
+  s.num_waiting_now = scheduler_->num_waiting();
+  s.num_running_now = scheduler_->num_running();
+  return s;
+}
+
+}  // namespace hardkv

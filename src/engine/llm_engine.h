@@ -1,0 +1,75 @@
+// LLMEngine: one engine step = schedule -> run the model -> postprocess, plus the request-level
+// work around it: tokenizing prompts, validating requests, incremental detokenization, stop
+// strings, streaming callbacks and the outputs of finished requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/block_manager.h"
+#include "engine/engine_config.h"
+#include "engine/model_runner.h"
+#include "engine/scheduler.h"
+#include "hardkv/llm.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hardkv {
+
+class LLMEngine {
+ public:
+  LLMEngine(const std::string& model_dir, const EngineConfig& config);
+  ~LLMEngine();
+
+  // Encodes `prompt` (special tokens as the tokenizer's post-processor adds them).
+  int64_t add_request(const std::string& prompt, const SamplingParams& params,
+                      StreamCallback on_token);
+  int64_t add_request(std::vector<int32_t> prompt_token_ids, const SamplingParams& params,
+                      StreamCallback on_token);
+  std::vector<RequestOutput> step();
+  bool abort(int64_t request_id);
+  // True while some request has not been returned by step() yet.
+  bool has_unfinished() const { return !requests_.empty(); }
+
+  const Tokenizer& tokenizer() const;
+  const EngineLimits& limits() const { return limits_; }
+  EngineStats stats() const;
+
+ private:
+  struct RequestState {
+    std::optional<IncrementalDetokenizer> detok;
+    std::string text;       // final text so far (stop strings cut off)
+    size_t num_emitted = 0;  // bytes of text already streamed
+    size_t max_stop_len = 0;
+    bool stopped_by_string = false;
+    StreamCallback on_token;
+  };
+
+  double now() const;
+  bool is_stop_token(const Sequence& seq, int32_t token_id) const;
+  // Appends the token's text and applies stop strings; returns true when a stop string matched.
+  bool append_text(RequestState& state, const Sequence& seq, int32_t token_id);
+  std::string take_stream_text(RequestState& state, bool finished);
+  RequestOutput make_output(const Sequence& seq, RequestState& state);
+
+  EngineConfig config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  std::optional<Tokenizer> tokenizer_;  // absent when the model dir has no tokenizer.json
+  EngineLimits limits_;
+  KVCache kv_;
+  std::unique_ptr<BlockManager> block_manager_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<ModelRunner> runner_;
+  std::unordered_map<int64_t, RequestState> requests_;  // added and not yet returned
+  int64_t next_request_id_ = 0;
+  int64_t num_steps_ = 0;
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace hardkv

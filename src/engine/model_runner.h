@@ -1,0 +1,33 @@
+// ModelRunner: turns a scheduled step into the model's flat int32 ForwardBatch, runs the model
+// and samples one token per finishing sequence with a per-request, per-position seeded RNG (so a
+// token never depends on which other requests share the step, or on a preemption).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/scheduler.h"
+#include "model/model.h"
+
+namespace hardkv {
+
+// The ForwardBatch of a step (pure: no model needed). Sequence order = out.seqs order; a logits
+// row is requested for the last new token of every entry with sample == true.
+ForwardBatch build_forward_batch(const SchedulerOutput& out, int block_size);
+
+// RNG seed for output token `output_idx` of a request whose stream seed is `request_seed`.
+uint64_t token_rng_seed(uint64_t request_seed, int output_idx);
+
+class ModelRunner {
+ public:
+  ModelRunner(Model& model, KVCache& kv) : model_(&model), kv_(&kv) {}
+
+  // Runs one step; returns the sampled token of each entry with sample == true, in order.
+  std::vector<int32_t> run(const SchedulerOutput& out);
+
+ private:
+  Model* model_;
+  KVCache* kv_;
+};
+
+}  // namespace hardkv
