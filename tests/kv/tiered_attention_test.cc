@@ -1,0 +1,145 @@
+// Attention over the tiers equals a plain-loop attention restricted to exactly the kept tokens
+// (random sparse-tier masks, page sizes 1/4/16, GQA, decode and prefill after compression), and
+// with budget >= context equals dense attention over every token.
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <numeric>
+
+#include "kv/tiered_attention.h"
+#include "kv_sim.h"
+
+namespace hardkv::kv {
+namespace {
+
+using testing::Dims;
+using testing::Sim;
+using testing::test_config;
+
+TEST(MergeAttentionStates, LogSumExpWeights) {
+  const float inf = std::numeric_limits<float>::infinity();
+  // Row 0: equal lse -> mean. Row 1: b empty -> a. Row 2: both empty -> zeros, lse -inf.
+  // Row 3: lse_a = log 1, lse_b = log 3 -> weights 1/4, 3/4.
+  const float out_a[] = {1, 2, 5, 6, 7, 8, 1, 0};
+  const float out_b[] = {3, 4, 9, 9, 7, 8, 0, 1};
+  const float lse_a[] = {0.5f, 2.0f, -inf, 0.0f};
+  const float lse_b[] = {0.5f, -inf, -inf, std::log(3.0f)};
+  float out[8], lse[4];
+  merge_attention_states(out_a, lse_a, out_b, lse_b, 4, 2, out, lse);
+  EXPECT_FLOAT_EQ(out[0], 2.0f);
+  EXPECT_FLOAT_EQ(out[1], 3.0f);
+  EXPECT_FLOAT_EQ(out[2], 5.0f);
+  EXPECT_FLOAT_EQ(out[3], 6.0f);
+  EXPECT_FLOAT_EQ(lse[1], 2.0f);
+  EXPECT_EQ(out[4], 0.0f);
+  EXPECT_EQ(out[5], 0.0f);
+  EXPECT_EQ(lse[2], -inf);
+  EXPECT_FLOAT_EQ(out[6], 0.25f);
+  EXPECT_FLOAT_EQ(out[7], 0.75f);
+  EXPECT_NEAR(lse[3], std::log(4.0f), 1e-6);
+  EXPECT_NEAR(lse[0], 0.5f + std::log(2.0f), 1e-6);
+}
+
+struct Shape {
+  int page_size, block_size, q_heads, kv_heads, head_dim;
+};
+
+class TieredAttentionShapes : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(TieredAttentionShapes, RandomMasksMatchRestrictedDense) {
+  const Shape sh = GetParam();
+  Dims d;
+  d.page_size = sh.page_size;
+  d.block_size = sh.block_size;
+  d.q_heads = sh.q_heads;
+  d.kv_heads = sh.kv_heads;
+  d.head_dim = sh.head_dim;
+  // Budget above every context: the event moves every token outside the window to head-pages.
+  Sim sim(d, test_config(1000, 5, 2), 7 + sh.page_size);
+  const std::vector<int64_t> ids = {11, 12, 13};
+  const std::vector<int> lens = {37, 9, 60};
+  for (size_t i = 0; i < ids.size(); ++i) {
+    sim.add(ids[i]);
+    sim.append(ids[i], lens[i]);
+    sim.event(ids[i]);
+    sim.expect_tiers_match(ids[i]);
+  }
+  // Random masks chosen by the test, never on sinks (the manager does not forbid it; the test
+  // just keeps to what an event could produce).
+  std::bernoulli_distribution coin(0.4);
+  for (int64_t id : ids) {
+    Sim::Seq& s = sim.seq(id);
+    for (int l = 0; l < d.layers; ++l) {
+      for (int h = 0; h < d.kv_heads; ++h) {
+        const std::vector<int>& stored = s.stored[l * d.kv_heads + h];
+        for (size_t i = 0; i < stored.size(); ++i) {
+          if (stored[i] >= 2 && coin(sim.rng())) {
+            sim.kv().set_masked(id, l, h, static_cast<int>(i), true);
+            s.masked[l * d.kv_heads + h].insert(stored[i]);
+          }
+        }
+      }
+    }
+  }
+  for (int64_t id : ids) sim.expect_tiers_match(id);
+  // Decode: one new token per sequence.
+  for (int64_t id : ids) sim.append(id, 1);
+  EXPECT_LT(sim.max_error(ids, {1, 1, 1}), 2e-6);
+  // Prefill after compression: several new tokens, causal over the dense tier.
+  for (size_t i = 0; i < ids.size(); ++i) sim.append(ids[i], static_cast<int>(3 + i));
+  EXPECT_LT(sim.max_error(ids, {3, 4, 5}), 2e-6);
+  // A sequence with no condensed tokens next to compressed ones.
+  sim.add(14);
+  sim.append(14, 6);
+  EXPECT_LT(sim.max_error({11, 14, 13}, {2, 6, 1}), 2e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(PagesBlocksGqa, TieredAttentionShapes,
+                         ::testing::Values(Shape{1, 4, 4, 2, 8}, Shape{4, 4, 4, 2, 8},
+                                           Shape{16, 4, 4, 2, 8}, Shape{4, 16, 8, 2, 16},
+                                           Shape{1, 1, 3, 3, 4}, Shape{16, 8, 6, 1, 8}));
+
+// Budget >= context: the tiered cache attends to every token, so it equals full attention.
+// (pyramid is left out: its deeper layers get quotas below the budget by design.)
+TEST(TieredAttention, NoEvictionEqualsFullAttention) {
+  for (const auto& [strategy, allocation] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"attn", "uniform"}, {"rkv", "hard"}, {"snapkv", "adakv"}, {"h2o", "uniform"}}) {
+    for (int page_size : {1, 4, 16}) {
+      SCOPED_TRACE(strategy + "/" + allocation + " P=" + std::to_string(page_size));
+      Dims d;
+      d.page_size = page_size;
+      auto cc = test_config(400, 4, 1, strategy, allocation);
+      cc.upper_budget = 400;
+      Sim sim(d, cc, 99);
+      sim.add(1);
+      sim.add(2);
+      sim.append(1, 50);
+      sim.append(2, 23);
+      for (int step = 0; step < 4; ++step) {
+        sim.event(1);
+        sim.event(2);
+        for (int64_t id : {1, 2}) {
+          for (int l = 0; l < d.layers; ++l) {
+            for (int h = 0; h < d.kv_heads; ++h) {
+              std::vector<int> all(sim.seq(id).n);
+              std::iota(all.begin(), all.end(), 0);
+              ASSERT_EQ(sim.attended(id, l, h), all);
+            }
+          }
+          sim.expect_tiers_match(id);
+        }
+        sim.append(1, 1);
+        sim.append(2, 1);
+        EXPECT_LT(sim.max_error({1, 2}, {1, 1}), 2e-6);
+        sim.append(1, 7);
+        sim.append(2, 3);
+        EXPECT_LT(sim.max_error({2, 1}, {3, 7}), 2e-6);
+      }
+      EXPECT_EQ(sim.kv().usage(1).masked_tokens, 0);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace hardkv::kv
