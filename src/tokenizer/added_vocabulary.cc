@@ -1,6 +1,8 @@
 // Added-token parsing and matching.
 #include "tokenizer/added_vocabulary.h"
 
+#include <utf8proc.h>
+
 #include "core/error.h"
 #include "tokenizer/utf8.h"
 
@@ -25,9 +27,25 @@ char32_t char_before(std::string_view text, size_t pos) {
   return start + len == pos ? cp : 0xFFFD;
 }
 
+// HF's single_word test: a letter, a number (Unicode categories L*, N*) or '_'.
 bool is_word_char(char32_t cp) {
-  return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
-         cp == '_';
+  if (cp < 0x80) {
+    return (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'z') || (cp >= 'A' && cp <= 'Z') ||
+           cp == '_';
+  }
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(cp))) {
+    case UTF8PROC_CATEGORY_LU:
+    case UTF8PROC_CATEGORY_LL:
+    case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_LO:
+    case UTF8PROC_CATEGORY_ND:
+    case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_NO:
+      return true;
+    default:
+      return false;
+  }
 }
 
 }  // namespace
