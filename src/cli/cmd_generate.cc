@@ -1,109 +1,131 @@
-// `hardkv generate`: loads a checkpoint, encodes the prompt, and streams generated text to stdout
-// (one sequence, paged KV cache on the chosen backend).
+// `hardkv generate`: runs prompts through the engine (continuous batching, paged + prefix-cached
+// KV). One prompt streams its text to stdout; several print in input order; --json prints one JSON
+// object per prompt (text, token_ids, finish_reason, metrics).
 #include <algorithm>
 #include <cstdio>
-#include <random>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
 #include "core/error.h"
-#include "hardkv/sampling_params.h"
-#include "model/model.h"
-#include "sampling/rng.h"
-#include "sampling/sampler.h"
-#include "tokenizer/tokenizer.h"
+#include "hardkv/llm.h"
 
 namespace hardkv::cli {
 namespace {
 
 struct GenerateFlags {
   std::string model_dir;
-  std::string prompt;
-  std::string backend = "auto";
+  std::vector<std::string> prompts;
+  std::string prompts_file;
+  bool json = false;
   SamplingParams sampling;
-  int block_size = 16;
+  EngineConfig engine;
+  bool no_prefix_caching = false;
+  CLI::Option* max_num_seqs_opt = nullptr;
 };
 
-int run_generate(const GenerateFlags& f) {
-  f.sampling.validate();
-  auto backend = make_backend(f.backend);
-  Tokenizer tokenizer = Tokenizer::from_dir(f.model_dir);
-  auto model = Model::load(f.model_dir, *backend);
-  const ModelConfig& cfg = model->config();
-  std::vector<int32_t> ids = tokenizer.encode(f.prompt, /*add_special_tokens=*/true);
-  HARDKV_CHECK(!ids.empty(), kInvalidArgument, "the prompt encodes to no tokens");
-  const int64_t total = static_cast<int64_t>(ids.size()) + f.sampling.max_tokens;
-  HARDKV_CHECK(total <= cfg.max_position_embeddings, kInvalidArgument,
-               "prompt ({} tokens) + max tokens ({}) exceed the model's context of {} tokens",
-               ids.size(), f.sampling.max_tokens, cfg.max_position_embeddings);
-  const int bs = f.block_size;
-  const int num_blocks = static_cast<int>((total + bs - 1) / bs);
-  KVCache kv = model->allocate_kv_cache(num_blocks, bs);
-
-  std::vector<int32_t> stop_ids = f.sampling.stop_token_ids;
-  if (!f.sampling.ignore_eos) {
-    stop_ids.insert(stop_ids.end(), cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
+std::vector<std::string> read_prompts_file(const std::string& path) {
+  std::ifstream in(path);
+  HARDKV_CHECK(in.good(), kInvalidArgument, "{}: cannot open the prompts file", path);
+  std::vector<std::string> prompts;
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      HARDKV_THROW(kInvalidArgument, "{}:{}: not valid JSON ({})", path, line_no, e.what());
+    }
+    HARDKV_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(),
+                 kInvalidArgument, "{}:{}: expected an object with a string \"prompt\"", path,
+                 line_no);
+    prompts.push_back(j["prompt"].get<std::string>());
   }
-  Rng rng(f.sampling.seed >= 0 ? static_cast<uint64_t>(f.sampling.seed)
-                               : static_cast<uint64_t>(std::random_device{}()));
-  IncrementalDetokenizer detok(tokenizer, /*skip_special_tokens=*/true);
-  std::string text;       // generated text so far (for stop strings)
-  size_t printed = 0;     // bytes of `text` already written to stdout
-  size_t hold_back = 0;   // longest stop string - 1: text that may still become a stop string
-  for (const std::string& s : f.sampling.stop) hold_back = std::max(hold_back, s.size() - 1);
-
-  int pos = 0;
-  bool stopped = false;  // by a stop string: the text is final
-  std::vector<int32_t> step_ids = ids;
-  for (int generated = 0; generated < f.sampling.max_tokens; ++generated) {
-    ForwardBatch b;
-    const int n = static_cast<int>(step_ids.size());
-    b.token_ids = step_ids;
-    for (int i = 0; i < n; ++i, ++pos) {
-      b.positions.push_back(pos);
-      b.slot_mapping.push_back(pos);  // blocks 0..num_blocks-1 in order: slot == position
-    }
-    b.query_indptr = {0, n};
-    b.kv_lens = {pos};
-    const int used = (pos + bs - 1) / bs;
-    b.block_indptr = {0, used};
-    for (int i = 0; i < used; ++i) b.block_indices.push_back(i);
-    b.logits_indices = {n - 1};
-    Tensor logits = backend->download(model->forward(b, kv));
-    backend->release_scratch();
-    const int32_t next = sample_token(
-        std::span<const float>(logits.data_as<float>(), cfg.vocab_size), f.sampling, rng);
-    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
-    text += detok.push(next);
-    for (const std::string& s : f.sampling.stop) {
-      const size_t at = text.find(s, printed > s.size() ? printed - s.size() : 0);
-      if (at != std::string::npos) {
-        text.resize(at);
-        stopped = true;
-      }
-    }
-    const size_t safe = stopped ? text.size() : (text.size() > hold_back ? text.size() - hold_back : 0);
-    if (safe > printed) {
-      std::fwrite(text.data() + printed, 1, safe - printed, stdout);
-      std::fflush(stdout);
-      printed = safe;
-    }
-    if (stopped) break;
-    step_ids = {next};
-  }
-  if (!stopped) text += detok.flush();
-  if (text.size() > printed) std::fwrite(text.data() + printed, 1, text.size() - printed, stdout);
-  std::fputc('\n', stdout);
-  return 0;
+  return prompts;
 }
 
-CommandRegistrar reg("generate", "Generate text from a prompt with a HuggingFace checkpoint",
+nlohmann::json metrics_json(const RequestMetrics& m) {
+  return {{"num_prompt_tokens", m.num_prompt_tokens},
+          {"num_output_tokens", m.num_output_tokens},
+          {"num_cached_prompt_tokens", m.num_cached_prompt_tokens},
+          {"num_preemptions", m.num_preemptions},
+          {"time_to_first_token_s", m.time_to_first_token},
+          {"time_per_output_token_s", m.time_per_output_token},
+          {"e2e_latency_s", m.e2e_latency}};
+}
+
+int run_generate(GenerateFlags& f) {
+  std::vector<std::string> prompts = f.prompts;
+  if (!f.prompts_file.empty()) {
+    std::vector<std::string> more = read_prompts_file(f.prompts_file);
+    prompts.insert(prompts.end(), more.begin(), more.end());
+  }
+  HARDKV_CHECK(!prompts.empty(), kInvalidArgument,
+               "no prompt given: pass -p TEXT (repeatable) or --prompts-file FILE.jsonl");
+  f.sampling.validate();
+  EngineConfig config = f.engine;
+  config.enable_prefix_caching = !f.no_prefix_caching;
+  // Unless told otherwise, size the KV pool for these prompts, not for 512 sequences.
+  if (f.max_num_seqs_opt->count() == 0) {
+    config.max_num_seqs = std::min<int>(config.max_num_seqs, static_cast<int>(prompts.size()));
+  }
+  LLM llm(f.model_dir, config);
+
+  if (prompts.size() == 1 && !f.json) {
+    // Stream the single prompt's text as it is decided.
+    llm.add_request(prompts[0], f.sampling, [](const StreamEvent& ev) {
+      if (!ev.text.empty()) {
+        std::fwrite(ev.text.data(), 1, ev.text.size(), stdout);
+        std::fflush(stdout);
+      }
+    });
+    RequestOutput out;
+    while (llm.has_unfinished()) {
+      for (RequestOutput& o : llm.step()) out = std::move(o);
+    }
+    HARDKV_CHECK(out.finish_reason != FinishReason::kError, kInvalidArgument, "{}", out.error);
+    std::fputc('\n', stdout);
+    return 0;
+  }
+
+  std::vector<RequestOutput> outs = llm.generate(prompts, f.sampling);
+  int failed = 0;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const RequestOutput& o = outs[i];
+    if (f.json) {
+      nlohmann::json j = {{"index", i},
+                          {"text", o.text},
+                          {"token_ids", o.token_ids},
+                          {"finish_reason", finish_reason_name(o.finish_reason)},
+                          {"metrics", metrics_json(o.metrics)}};
+      if (o.finish_reason == FinishReason::kError) j["error"] = o.error;
+      std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else if (o.finish_reason == FinishReason::kError) {
+      std::printf("--- prompt %zu: error ---\n", i);
+      std::fprintf(stderr, "hardkv: prompt %zu: error: %s\n", i, o.error.c_str());
+    } else {
+      std::printf("--- prompt %zu ---\n%s\n", i, o.text.c_str());
+    }
+    failed += o.finish_reason == FinishReason::kError ? 1 : 0;
+  }
+  return failed == 0 ? 0 : 1;
+}
+
+CommandRegistrar reg("generate", "Generate text for one or more prompts with a HuggingFace checkpoint",
                      [](CLI::App* app) {
   auto f = std::make_shared<GenerateFlags>();
   app->add_option("-m,--model", f->model_dir, "Model directory (config.json, *.safetensors, "
                   "tokenizer.json)")->required();
-  app->add_option("-p,--prompt", f->prompt, "Prompt text")->required();
+  app->add_option("-p,--prompt", f->prompts, "Prompt text (repeatable)");
+  app->add_option("--prompts-file", f->prompts_file,
+                  "JSONL file with one {\"prompt\": ...} object per line");
+  app->add_flag("--json", f->json,
+                "Print one JSON object per prompt, in input order (text, token_ids, "
+                "finish_reason, metrics)");
   app->add_option("--max-tokens", f->sampling.max_tokens, "Tokens to generate at most")
       ->capture_default_str();
   app->add_option("--temperature", f->sampling.temperature, "Sampling temperature; 0 = greedy")
@@ -114,14 +136,32 @@ CommandRegistrar reg("generate", "Generate text from a prompt with a HuggingFace
       ->capture_default_str();
   app->add_option("--min-p", f->sampling.min_p, "Drop tokens below min_p * p_max (0 = off)")
       ->capture_default_str();
-  app->add_option("--seed", f->sampling.seed, "Random seed (-1 = nondeterministic)")
+  app->add_option("--seed", f->sampling.seed,
+                  "Random seed of every request (-1 = nondeterministic)")
       ->capture_default_str();
   app->add_option("--stop", f->sampling.stop, "Stop string (repeatable); not printed");
   app->add_option("--stop-token-id", f->sampling.stop_token_ids, "Extra stop token id (repeatable)");
   app->add_flag("--ignore-eos", f->sampling.ignore_eos, "Keep generating past the EOS token");
-  app->add_option("--backend", f->backend, "cpu, cuda or auto")->capture_default_str();
-  app->add_option("--block-size", f->block_size, "KV cache block size in tokens")
+  EngineConfig& e = f->engine;
+  app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
+  app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
       ->capture_default_str();
+  app->add_option("--num-kv-blocks", e.num_kv_blocks,
+                  "KV pool size in blocks (-1 = from the memory budget)")
+      ->capture_default_str();
+  app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
+                  "CPU: bytes for the KV pool when --num-kv-blocks is not given")
+      ->capture_default_str();
+  f->max_num_seqs_opt =
+      app->add_option("--max-num-seqs", e.max_num_seqs,
+                      "Running sequences at most (default: min(512, number of prompts))");
+  app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
+                  "Tokens per engine step (prefill is chunked to fit)")
+      ->capture_default_str();
+  app->add_option("--max-model-len", e.max_model_len,
+                  "Prompt + output tokens at most (clamped to the model's)")
+      ->capture_default_str();
+  app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
   return [f]() { return run_generate(*f); };
 });
 
