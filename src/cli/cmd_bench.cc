@@ -1,0 +1,163 @@
+// `hardkv bench`: nano-vLLM's bench.py workload — num_seqs requests of random token ids with
+// input and output lengths uniform in the given ranges, ignore_eos, max_tokens = output length —
+// run through the engine; prints requests, output tokens, seconds and output tokens/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "hardkv/llm.h"
+#include "model/model_config.h"
+
+namespace hardkv::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model_dir;
+  int num_seqs = 256;
+  std::string input_len = "100:1024";
+  std::string output_len = "100:1024";
+  uint64_t seed = 0;
+  float temperature = 0.6f;  // bench.py's sampling temperature
+  bool json = false;
+  bool no_prefix_caching = false;
+  EngineConfig engine;
+  CLI::Option* max_num_seqs_opt = nullptr;
+};
+
+struct Range {
+  int lo, hi;
+};
+
+Range parse_range(const std::string& s, const char* flag) {
+  Range r{};
+  const size_t colon = s.find(':');
+  try {
+    if (colon == std::string::npos) {
+      r.lo = r.hi = std::stoi(s);
+    } else {
+      r.lo = std::stoi(s.substr(0, colon));
+      r.hi = std::stoi(s.substr(colon + 1));
+    }
+  } catch (const std::exception&) {
+    HARDKV_THROW(kInvalidArgument, "{} expects N or LO:HI, got '{}'", flag, s);
+  }
+  HARDKV_CHECK(r.lo >= 1 && r.lo <= r.hi, kInvalidArgument,
+               "{} must be N or LO:HI with 1 <= LO <= HI, got '{}'", flag, s);
+  return r;
+}
+
+int run_bench(const BenchFlags& f) {
+  HARDKV_CHECK(f.num_seqs > 0, kInvalidArgument, "--num-seqs must be > 0, got {}", f.num_seqs);
+  const Range in = parse_range(f.input_len, "--input-len");
+  const Range out = parse_range(f.output_len, "--output-len");
+  EngineConfig config = f.engine;
+  config.enable_prefix_caching = !f.no_prefix_caching;
+  if (f.max_num_seqs_opt->count() == 0) config.max_num_seqs = std::min(config.max_num_seqs, f.num_seqs);
+  const int64_t vocab = load_model_config(f.model_dir).vocab_size;
+  // bench.py draws ids in [0, 10000]; a smaller vocabulary bounds them.
+  const int64_t max_id = std::min<int64_t>(10000, vocab - 1);
+
+  std::mt19937_64 rng(f.seed);
+  auto uniform = [&](int64_t lo, int64_t hi) {
+    return lo + static_cast<int64_t>(rng() % static_cast<uint64_t>(hi - lo + 1));
+  };
+  std::vector<std::vector<int32_t>> prompts(f.num_seqs);
+  std::vector<SamplingParams> params(f.num_seqs);
+  int64_t input_tokens = 0;
+  for (int i = 0; i < f.num_seqs; ++i) {
+    prompts[i].resize(uniform(in.lo, in.hi));
+    for (int32_t& t : prompts[i]) t = static_cast<int32_t>(uniform(0, max_id));
+    input_tokens += static_cast<int64_t>(prompts[i].size());
+    params[i].temperature = f.temperature;
+    params[i].ignore_eos = true;
+    params[i].max_tokens = static_cast<int>(uniform(out.lo, out.hi));
+    params[i].seed = static_cast<int64_t>(f.seed) * 1000003 + i;
+  }
+
+  LLM llm(f.model_dir, config);
+  // Warm-up request (as bench.py), not timed.
+  std::vector<std::vector<int32_t>> warm = {std::vector<int32_t>(16, 1)};
+  SamplingParams wp;
+  wp.max_tokens = 4;
+  llm.generate(warm, wp, false);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<RequestOutput> outs = llm.generate(prompts, params, !f.json);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  int64_t output_tokens = 0;
+  int errors = 0;
+  for (const RequestOutput& o : outs) {
+    output_tokens += static_cast<int64_t>(o.token_ids.size());
+    errors += o.finish_reason == FinishReason::kError ? 1 : 0;
+  }
+  const EngineStats st = llm.stats();
+  const double tps = output_tokens / seconds;
+  if (f.json) {
+    nlohmann::json j = {{"requests", f.num_seqs},
+                        {"input_tokens", input_tokens},
+                        {"output_tokens", output_tokens},
+                        {"seconds", seconds},
+                        {"output_tokens_per_s", tps},
+                        {"total_tokens_per_s", (input_tokens + output_tokens) / seconds},
+                        {"errors", errors},
+                        {"steps", st.num_steps},
+                        {"preemptions", st.num_preemptions},
+                        {"num_kv_blocks", st.num_kv_blocks},
+                        {"kv_block_size", st.kv_block_size}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("Requests: %d, input tokens: %lld, output tokens: %lld, time: %.2fs, throughput: "
+                "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens%s)\n",
+                f.num_seqs, static_cast<long long>(input_tokens),
+                static_cast<long long>(output_tokens), seconds, tps,
+                static_cast<long long>(st.num_steps), static_cast<long long>(st.num_preemptions),
+                st.num_kv_blocks, st.kv_block_size, errors ? ", SOME REQUESTS FAILED" : "");
+  }
+  return errors == 0 ? 0 : 1;
+}
+
+CommandRegistrar reg("bench", "Throughput benchmark: nano-vLLM's bench.py workload on the engine",
+                     [](CLI::App* app) {
+  auto f = std::make_shared<BenchFlags>();
+  app->add_option("-m,--model", f->model_dir, "Model directory")->required();
+  app->add_option("--num-seqs", f->num_seqs, "Requests")->capture_default_str();
+  app->add_option("--input-len", f->input_len, "Prompt length N or LO:HI (uniform)")
+      ->capture_default_str();
+  app->add_option("--output-len", f->output_len, "Output length N or LO:HI (uniform)")
+      ->capture_default_str();
+  app->add_option("--seed", f->seed, "Workload seed")->capture_default_str();
+  app->add_option("--temperature", f->temperature, "Sampling temperature")->capture_default_str();
+  app->add_flag("--json", f->json, "Print one JSON object");
+  EngineConfig& e = f->engine;
+  app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
+  app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
+      ->capture_default_str();
+  app->add_option("--num-kv-blocks", e.num_kv_blocks,
+                  "KV pool size in blocks (-1 = from the memory budget)")
+      ->capture_default_str();
+  app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
+                  "CPU: bytes for the KV pool when --num-kv-blocks is not given")
+      ->capture_default_str();
+  f->max_num_seqs_opt = app->add_option(
+      "--max-num-seqs", e.max_num_seqs, "Running sequences at most (default: min(512, --num-seqs))");
+  app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens, "Tokens per engine step")
+      ->capture_default_str();
+  app->add_option("--max-model-len", e.max_model_len, "Prompt + output tokens at most")
+      ->capture_default_str();
+  app->add_option("--gpu-memory-utilization", e.gpu_memory_utilization,
+                  "CUDA: share of device memory for weights + KV")
+      ->capture_default_str();
+  app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
+  return [f]() { return run_bench(*f); };
+});
+
+}  // namespace
+}  // namespace hardkv::cli
