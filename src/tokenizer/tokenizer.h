@@ -18,22 +18,28 @@ class Tokenizer {
  public:
   // Loads tokenizer.json; throws Error(kBadFile) naming the file and what is wrong.
   static Tokenizer from_file(const std::string& tokenizer_json_path);
-  // Loads <dir>/tokenizer.json (and <dir>/tokenizer_config.json when present).
+  // Loads <dir>/tokenizer.json, and <dir>/tokenizer_config.json when present (bos/eos tokens,
+  // add_bos_token, chat template; else the template from <dir>/chat_template.jinja).
   static Tokenizer from_dir(const std::string& model_dir);
   ~Tokenizer();
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;
 
   // Special/added tokens written in the text (e.g. "<|im_start|>") become their ids.
-  // add_special_tokens prepends BOS when the tokenizer's post-processor does (Llama-3).
+  // add_special_tokens adds what the post-processor's TemplateProcessing adds (BOS for Llama-3);
+  // without one, BOS when tokenizer_config.json asks for it (add_bos_token, or a bos_token with
+  // add_bos_token absent, the Llama convention). Qwen adds nothing. Encode and decode are const
+  // and safe to call from several threads.
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
+  // Ill-formed UTF-8 in the decoded bytes becomes U+FFFD (HF's errors="replace"). No
+  // clean_up_tokenization_spaces: decode(encode(text)) == text for normalised text.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;
 
   int32_t vocab_size() const;  // highest id + 1, added tokens included
   std::optional<int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(int32_t id) const;  // raw vocabulary string; "" when unknown
   bool is_special(int32_t id) const;
-  std::optional<int32_t> bos_id() const;
+  std::optional<int32_t> bos_id() const;  // from tokenizer_config.json when present
   std::optional<int32_t> eos_id() const;  // from tokenizer_config.json when present
   // The chat template string from tokenizer_config.json ("" when none).
   const std::string& chat_template() const;
