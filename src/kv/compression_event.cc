@@ -13,8 +13,8 @@ namespace {
 
 // What one head does at this event.
 struct HeadPlan {
-  std::vector<uint8_t> keep_stored;     // [num_stored] 1 = attended after the event
-  std::vector<int32_t> append;          // dense positions to copy into head-pages, increasing
+  std::vector<uint8_t> keep_stored;  // [num_stored] 1 = attended after the event
+  std::vector<int32_t> append;       // dense positions to copy into head-pages, increasing
   int num_masked_after = 0;
   bool rewrite = false;
   int pages_delta(const HeadPages& hp, int page_size) const {
@@ -120,9 +120,9 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       }
       for (uint8_t k : hplan.keep_stored) hplan.num_masked_after += k == 0;
       const int stored = hp.num_stored();
-      hplan.rewrite = hplan.num_masked_after > 0 &&
-                      (cc.rewrite_every_time || options.memory_pressure ||
-                       hplan.num_masked_after > cc.rewrite_threshold * stored);
+      hplan.rewrite =
+          hplan.num_masked_after > 0 && (cc.rewrite_every_time || options.memory_pressure ||
+                                         hplan.num_masked_after > cc.rewrite_threshold * stored);
     }
   }
 

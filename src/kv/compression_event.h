@@ -14,7 +14,8 @@ namespace hardkv::kv {
 
 // The dense tier's storage (the engine's paged KV cache), host fp32.
 struct DenseKVView {
-  std::vector<const float*> k;  // [num_layers] each [num_blocks, block_size, num_kv_heads, head_dim]
+  std::vector<const float*>
+      k;  // [num_layers] each [num_blocks, block_size, num_kv_heads, head_dim]
   std::vector<const float*> v;  // [num_layers] same
 };
 
@@ -25,13 +26,13 @@ struct CompressionEventOptions {
 
 struct CompressionEventResult {
   std::vector<compress::LayerCompression> layers;  // [num_layers] the selections (for stats)
-  int64_t num_candidates = 0;     // head-tokens scored, over layers and heads
-  int64_t tokens_appended = 0;    // head-tokens copied from the dense tier into head-pages
-  int64_t tokens_dropped = 0;     // dense head-tokens outside the window not kept
-  int64_t tokens_masked = 0;      // condensed head-tokens newly masked
-  int64_t tokens_unmasked = 0;    // masked head-tokens selected again
-  int64_t num_rewrites = 0;       // heads rewritten compactly
-  int64_t pages_freed = 0;        // by rewrites
+  int64_t num_candidates = 0;                      // head-tokens scored, over layers and heads
+  int64_t tokens_appended = 0;  // head-tokens copied from the dense tier into head-pages
+  int64_t tokens_dropped = 0;   // dense head-tokens outside the window not kept
+  int64_t tokens_masked = 0;    // condensed head-tokens newly masked
+  int64_t tokens_unmasked = 0;  // masked head-tokens selected again
+  int64_t num_rewrites = 0;     // heads rewritten compactly
+  int64_t pages_freed = 0;      // by rewrites
   int64_t dense_blocks_freed = 0;
 };
 

@@ -43,10 +43,10 @@ class HeadPagePool {
   int num_pages_;
   int page_size_;
   int head_dim_;
-  std::vector<float> k_;        // [num_pages, P, head_dim]
-  std::vector<float> v_;        // [num_pages, P, head_dim]
-  std::vector<int32_t> free_;   // stack of free ids, lowest on top
-  std::vector<bool> in_use_;    // [num_pages]
+  std::vector<float> k_;       // [num_pages, P, head_dim]
+  std::vector<float> v_;       // [num_pages, P, head_dim]
+  std::vector<int32_t> free_;  // stack of free ids, lowest on top
+  std::vector<bool> in_use_;   // [num_pages]
 };
 
 }  // namespace hardkv::kv

@@ -73,8 +73,8 @@ const HeadPages& HeadwiseKV::head(int64_t seq_id, int layer_idx, int kv_head) co
 void HeadwiseKV::add_sequence(int64_t seq_id) {
   HARDKV_CHECK(!has_sequence(seq_id), kInvalidArgument, "sequence {} is already in the cache",
                seq_id);
-  auto s = std::make_unique<SequenceKV>(ObsQueries(config_.num_layers, config_.obs_window,
-                                                   config_.num_q_heads, config_.head_dim));
+  auto s = std::make_unique<SequenceKV>(
+      ObsQueries(config_.num_layers, config_.obs_window, config_.num_q_heads, config_.head_dim));
   s->heads.resize(static_cast<size_t>(config_.num_layers) * config_.num_kv_heads);
   s->masks = compress::HeadMaskSet(config_.num_layers, config_.num_kv_heads, 0);
   seqs_.emplace(seq_id, std::move(s));
@@ -150,7 +150,8 @@ void HeadwiseKV::retire_dense_before(int64_t seq_id, int new_begin) {
   s.dense_base += drop * bs;
 }
 
-// --- condensed + sparse tiers ----------------------------------------------------------------------
+// --- condensed + sparse tiers
+// ----------------------------------------------------------------------
 
 void HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
                                   const float* k, const float* v) {
@@ -235,15 +236,16 @@ bool HeadwiseKV::due_for_compression(int64_t seq_id, int budget, int interval) c
   return s.num_events == 0 || s.steps_since_event >= interval;
 }
 
-// --- accounting ------------------------------------------------------------------------------------
+// --- accounting
+// ------------------------------------------------------------------------------------
 
 KVMemoryUsage HeadwiseKV::usage(int64_t seq_id) const {
   const SequenceKV& s = seq(seq_id);
   const int64_t bpth = config_.bytes_per_token_head();
   KVMemoryUsage u;
   u.dense_blocks = static_cast<int64_t>(s.dense_blocks.size());
-  u.dense_bytes = u.dense_blocks * dense_->block_size() * config_.num_layers *
-                  config_.num_kv_heads * bpth;
+  u.dense_bytes =
+      u.dense_blocks * dense_->block_size() * config_.num_layers * config_.num_kv_heads * bpth;
   for (const HeadPages& hp : s.heads) {
     u.condensed_pages += static_cast<int64_t>(hp.pages.size());
     u.stored_tokens += hp.num_stored();
@@ -251,8 +253,8 @@ KVMemoryUsage HeadwiseKV::usage(int64_t seq_id) const {
   }
   u.condensed_bytes = u.condensed_pages * config_.page_size * bpth;
   u.sparse_bytes = u.masked_tokens * bpth;
-  u.mask_bytes = static_cast<int64_t>(config_.num_layers) * config_.num_kv_heads *
-                 s.masks.words_per_row() * 8;
+  u.mask_bytes =
+      static_cast<int64_t>(config_.num_layers) * config_.num_kv_heads * s.masks.words_per_row() * 8;
   return u;
 }
 
@@ -272,7 +274,8 @@ KVMemoryUsage HeadwiseKV::total_usage() const {
   return t;
 }
 
-// --- attention metadata ---------------------------------------------------------------------------
+// --- attention metadata
+// ---------------------------------------------------------------------------
 
 TieredAttentionMeta HeadwiseKV::build_attention_meta(std::span<const int64_t> seq_ids,
                                                      std::span<const int32_t> q_lens) const {

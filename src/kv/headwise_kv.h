@@ -47,13 +47,13 @@ struct HeadPages {
 // Memory held, per tier. Bytes = tokens x bytes_per_token_head; condensed counts whole pages.
 struct KVMemoryUsage {
   int64_t dense_blocks = 0;
-  int64_t dense_bytes = 0;       // blocks x block_size x layers x kv-heads x bytes/token/head
-  int64_t condensed_pages = 0;   // over all (layer, kv-head)
-  int64_t condensed_bytes = 0;   // pages x P x bytes/token/head (masked tokens included)
-  int64_t stored_tokens = 0;     // condensed tokens over all (layer, kv-head)
-  int64_t masked_tokens = 0;     // of those, masked (sparse tier)
-  int64_t sparse_bytes = 0;      // masked x bytes/token/head: inside condensed_bytes, reclaimable
-  int64_t mask_bytes = 0;        // the sparse tier's bit storage
+  int64_t dense_bytes = 0;      // blocks x block_size x layers x kv-heads x bytes/token/head
+  int64_t condensed_pages = 0;  // over all (layer, kv-head)
+  int64_t condensed_bytes = 0;  // pages x P x bytes/token/head (masked tokens included)
+  int64_t stored_tokens = 0;    // condensed tokens over all (layer, kv-head)
+  int64_t masked_tokens = 0;    // of those, masked (sparse tier)
+  int64_t sparse_bytes = 0;     // masked x bytes/token/head: inside condensed_bytes, reclaimable
+  int64_t mask_bytes = 0;       // the sparse tier's bit storage
   int64_t total_bytes() const { return dense_bytes + condensed_bytes; }
 };
 

@@ -8,10 +8,7 @@
 namespace hardkv::kv {
 
 ObsQueries::ObsQueries(int num_layers, int capacity, int num_q_heads, int head_dim)
-    : num_layers_(num_layers),
-      capacity_(capacity),
-      num_q_heads_(num_q_heads),
-      head_dim_(head_dim) {
+    : num_layers_(num_layers), capacity_(capacity), num_q_heads_(num_q_heads), head_dim_(head_dim) {
   HARDKV_CHECK(num_layers >= 1 && capacity >= 1 && num_q_heads >= 1 && head_dim >= 1,
                kInvalidArgument,
                "observation buffer needs layers, obs_window, heads, head_dim >= 1 (got {}, {}, {}, "

@@ -29,9 +29,9 @@ class ObsQueries {
   int capacity_;
   int num_q_heads_;
   int head_dim_;
-  std::vector<float> rows_;   // [num_layers, capacity, num_q_heads, head_dim]
-  std::vector<int> next_;     // [num_layers] ring slot the next row goes to
-  std::vector<int> count_;    // [num_layers] rows held (<= capacity)
+  std::vector<float> rows_;  // [num_layers, capacity, num_q_heads, head_dim]
+  std::vector<int> next_;    // [num_layers] ring slot the next row goes to
+  std::vector<int> count_;   // [num_layers] rows held (<= capacity)
 };
 
 }  // namespace hardkv::kv

@@ -86,8 +86,7 @@ void condensed_attention(const TieredAttentionArgs& a, float* out, float* lse) {
       for (int64_t h = 0; h < a.num_q_heads; ++h) {
         const int64_t g = s * a.num_kv_heads + h / group;
         const int32_t* pages = a.page_indices + a.page_indptr[g];
-        const uint64_t* mask =
-            a.mask_indptr == nullptr ? nullptr : a.mask_words + a.mask_indptr[g];
+        const uint64_t* mask = a.mask_indptr == nullptr ? nullptr : a.mask_words + a.mask_indptr[g];
         const int64_t row = (q_begin + j) * a.num_q_heads + h;
         auto rows = [&](int64_t t, bool key) -> const float* {
           if (mask != nullptr && ((mask[t / 64] >> (t % 64)) & 1u)) return nullptr;
@@ -130,8 +129,7 @@ void dense_attention(const TieredAttentionArgs& a, float* out, float* lse) {
 }
 
 void merge_attention_states(const float* out_a, const float* lse_a, const float* out_b,
-                            const float* lse_b, int64_t n, int64_t d, float* out,
-                            float* lse_out) {
+                            const float* lse_b, int64_t n, int64_t d, float* out, float* lse_out) {
   for (int64_t r = 0; r < n; ++r) {
     const double la = lse_a[r], lb = lse_b[r];
     const double m = std::max(la, lb);
@@ -156,8 +154,8 @@ void tiered_attention(const TieredAttentionArgs& a) {
   std::vector<float> dense_out(rows * a.head_dim), dense_lse(rows);
   condensed_attention(a, cond_out.data(), cond_lse.data());
   dense_attention(a, dense_out.data(), dense_lse.data());
-  merge_attention_states(cond_out.data(), cond_lse.data(), dense_out.data(), dense_lse.data(),
-                         rows, a.head_dim, a.out, nullptr);
+  merge_attention_states(cond_out.data(), cond_lse.data(), dense_out.data(), dense_lse.data(), rows,
+                         a.head_dim, a.out, nullptr);
 }
 
 }  // namespace hardkv::kv

@@ -259,7 +259,8 @@ TEST(ObsQueries, RingKeepsTheLastRowsOldestFirstPerGroup) {
   obs.push(0, rows(2, 2).data(), 2);  // wraps: keeps rows 1, 2, 3
   std::vector<float> out(3 * 2 * 2);
   obs.gather_group(0, 1, 2, out.data());  // kv-head 1 of group 2: query heads 2, 3
-  const std::vector<float> want = {102, -102, 103, -103, 202, -202, 203, -203, 302, -302, 303, -303};
+  const std::vector<float> want = {102, -102, 103, -103, 202, -202,
+                                   203, -203, 302, -302, 303, -303};
   EXPECT_EQ(out, want);
   obs.push(1, rows(10, 5).data(), 5);  // more rows than capacity in one push: rows 12..14
   EXPECT_EQ(obs.count(1), 3);

@@ -315,7 +315,8 @@ class Sim {
           float* o = out.data() + (static_cast<int64_t>(row) * d_.q_heads + hq) * D;
           for (int e = 0; e < D; ++e) {
             double acc = 0;
-            for (size_t t = 0; t < ps.size(); ++t) acc += w[t] / den * value(ids[i], l, ps[t], h)[e];
+            for (size_t t = 0; t < ps.size(); ++t)
+              acc += w[t] / den * value(ids[i], l, ps[t], h)[e];
             o[e] = static_cast<float>(acc);
           }
         }

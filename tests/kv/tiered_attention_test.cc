@@ -1,12 +1,13 @@
 // Attention over the tiers equals a plain-loop attention restricted to exactly the kept tokens
 // (random sparse-tier masks, page sizes 1/4/16, GQA, decode and prefill after compression), and
 // with budget >= context equals dense attention over every token.
+#include "kv/tiered_attention.h"
+
 #include <gtest/gtest.h>
 
 #include <limits>
 #include <numeric>
 
-#include "kv/tiered_attention.h"
 #include "kv_sim.h"
 
 namespace hardkv::kv {
@@ -102,8 +103,7 @@ INSTANTIATE_TEST_SUITE_P(PagesBlocksGqa, TieredAttentionShapes,
 // Budget >= context: the tiered cache attends to every token, so it equals full attention.
 // (pyramid is left out: its deeper layers get quotas below the budget by design.)
 TEST(TieredAttention, NoEvictionEqualsFullAttention) {
-  for (const auto& [strategy, allocation] :
-       std::vector<std::pair<std::string, std::string>>{
+  for (const auto& [strategy, allocation] : std::vector<std::pair<std::string, std::string>>{
            {"attn", "uniform"}, {"rkv", "hard"}, {"snapkv", "adakv"}, {"h2o", "uniform"}}) {
     for (int page_size : {1, 4, 16}) {
       SCOPED_TRACE(strategy + "/" + allocation + " P=" + std::to_string(page_size));
