@@ -1,0 +1,49 @@
+// build_forward_batch: the flat int32 arrays of a mixed step (a prefill chunk, a decode, a
+// finishing prefill), written out by hand from the AttentionMeta indexing contract.
+#include "engine/model_runner.h"
+
+#include <gtest/gtest.h>
+
+namespace hardkv {
+namespace {
+
+TEST(ModelRunner, BuildsFlatBatchOfAMixedStep) {
+  const int bs = 4;
+  // A: 10-token prompt, first chunk of 6 tokens (no sample). Blocks 7, 2, 9.
+  Sequence a(0, {10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, SamplingParams{}, 0);
+  a.block_table = {7, 2, 9};
+  // B: decoding: 5 tokens, 4 computed, the last sampled token runs. Blocks 3, 5.
+  Sequence b(1, {20, 21, 22, 23}, SamplingParams{}, 0);
+  b.append_token(24);
+  b.num_computed_tokens = 4;
+  b.block_table = {3, 5};
+  // C: prompt of 6 tokens with 4 cached; the last 2 run and sample. Blocks 1, 0.
+  Sequence c(2, {30, 31, 32, 33, 34, 35}, SamplingParams{}, 0);
+  c.num_computed_tokens = 4;
+  c.block_table = {1, 0};
+  SchedulerOutput out;
+  out.seqs = {{&a, 6, false}, {&b, 1, true}, {&c, 2, true}};
+  out.num_tokens = 9;
+  out.num_samples = 2;
+
+  const ForwardBatch fb = build_forward_batch(out, bs);
+  EXPECT_EQ(fb.token_ids, (std::vector<int32_t>{10, 11, 12, 13, 14, 15, 24, 34, 35}));
+  EXPECT_EQ(fb.positions, (std::vector<int32_t>{0, 1, 2, 3, 4, 5, 4, 4, 5}));
+  // slot = block * 4 + offset
+  EXPECT_EQ(fb.slot_mapping, (std::vector<int32_t>{28, 29, 30, 31, 8, 9, 20, 0, 1}));
+  EXPECT_EQ(fb.query_indptr, (std::vector<int32_t>{0, 6, 7, 9}));
+  EXPECT_EQ(fb.kv_lens, (std::vector<int32_t>{6, 5, 6}));
+  // Only the blocks covering kv_lens: A 2 of 3, B 2, C 2.
+  EXPECT_EQ(fb.block_indptr, (std::vector<int32_t>{0, 2, 4, 6}));
+  EXPECT_EQ(fb.block_indices, (std::vector<int32_t>{7, 2, 3, 5, 1, 0}));
+  EXPECT_EQ(fb.logits_indices, (std::vector<int32_t>{6, 8}));
+}
+
+TEST(ModelRunner, TokenSeedsDifferPerPositionAndRequest) {
+  EXPECT_NE(token_rng_seed(1, 0), token_rng_seed(1, 1));
+  EXPECT_NE(token_rng_seed(1, 0), token_rng_seed(2, 0));
+  EXPECT_EQ(token_rng_seed(5, 3), token_rng_seed(5, 3));
+}
+
+}  // namespace
+}  // namespace hardkv
