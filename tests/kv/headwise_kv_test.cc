@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kv/model_hooks.h"
 #include "kv_sim.h"
 
 namespace hardkv::kv {
@@ -273,6 +274,28 @@ TEST(ObsQueries, RingKeepsTheLastRowsOldestFirstPerGroup) {
   EXPECT_THROW(obs.gather_group(0, 2, 2, out.data()), Error);
   obs.clear();
   EXPECT_EQ(obs.count(0), 0);
+}
+
+TEST(ObsQueries, PushObservationsSplitsABatchBySequence) {
+  DenseBlockPool pool(8, 4);
+  HeadwiseKV kv(small_kv_config(), pool);  // obs_window 3, 4 query heads, head_dim 4
+  kv.add_sequence(7);
+  kv.add_sequence(9);
+  std::vector<float> q(6 * 4 * 4);
+  for (size_t i = 0; i < q.size(); ++i) q[i] = static_cast<float>(i / 16);  // value = row
+  const std::vector<int64_t> ids = {9, 7};
+  const std::vector<int32_t> indptr = {0, 2, 6};  // seq 9: rows 0, 1; seq 7: rows 2..5
+  push_observations(kv, ids, indptr, 0, q.data());
+  ASSERT_EQ(kv.obs_queries(9).count(0), 2);
+  ASSERT_EQ(kv.obs_queries(7).count(0), 3);
+  std::vector<float> out(3 * 2 * 4);
+  kv.obs_queries(7).gather_group(0, 0, 2, out.data());
+  EXPECT_EQ(out[0], 3.0f);  // rows 3, 4, 5 kept
+  EXPECT_EQ(out[8], 4.0f);
+  EXPECT_EQ(out[23], 5.0f);
+  kv.obs_queries(9).gather_group(0, 1, 2, out.data());
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(out[15], 1.0f);
 }
 
 TEST(HeadwiseKVConfig, RejectsImpossibleShapes) {

@@ -18,6 +18,7 @@
 #include "compress/compressor.h"
 #include "kv/compression_event.h"
 #include "kv/headwise_kv.h"
+#include "kv/model_hooks.h"
 #include "kv/tiered_attention.h"
 
 namespace hardkv::kv::testing {
@@ -142,7 +143,9 @@ class Sim {
   // Observation rows q [n, Hq, D] for layer l, to the cache and to the shadow.
   void push_obs(int64_t id, int l, const std::vector<float>& q, int n) {
     Seq& s = seqs_.at(id);
-    kv_.obs_queries(id).push(l, q.data(), n);
+    const std::vector<int64_t> ids = {id};
+    const std::vector<int32_t> indptr = {0, n};
+    push_observations(kv_, ids, indptr, l, q.data());
     const int row = d_.q_heads * d_.head_dim;
     for (int r = 0; r < n; ++r) {
       s.obs[l].emplace_back(q.begin() + r * row, q.begin() + (r + 1) * row);
@@ -267,19 +270,9 @@ class Sim {
   std::vector<float> tiered(const std::vector<int64_t>& ids, const std::vector<int32_t>& q_lens,
                             int l, const std::vector<float>& q) {
     const TieredAttentionMeta meta = kv_.build_attention_meta(ids, q_lens);
-    TieredAttentionArgs a;
-    set_layer_meta(meta, l, a);
     std::vector<float> out(q.size(), std::nanf(""));
-    a.q = q.data();
-    a.out = out.data();
-    a.page_k = kv_.page_pool(l).k_data();
-    a.page_v = kv_.page_pool(l).v_data();
-    a.dense_k = dense_k_[l].data();
-    a.dense_v = dense_v_[l].data();
-    a.num_q_heads = d_.q_heads;
-    a.head_dim = d_.head_dim;
-    a.scale = 1.0f / std::sqrt(static_cast<float>(d_.head_dim));
-    tiered_attention(a);
+    tiered_attention_layer(kv_, meta, l, q.data(), dense_k_[l].data(), dense_v_[l].data(),
+                           1.0f / std::sqrt(static_cast<float>(d_.head_dim)), out.data());
     return out;
   }
 
