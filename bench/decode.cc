@@ -94,6 +94,8 @@ int main(int argc, char** argv) {
       dir = v;
     else if (k == "--json")
       json_path = v;
+    else if (k == "--graph")
+      use_graph = v != "0";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
       };
       auto* cuda = dynamic_cast<hardkv::cuda::CudaBackend*>(be.get());
       std::unique_ptr<hardkv::cuda::CudaBackend::Graph> graph;
+      int recaptures = 0;
       auto step = [&](int new_tokens, bool graphed = false) {
         hardkv::Tensor logits;
         if (!graphed) {
@@ -157,9 +160,16 @@ int main(int argc, char** argv) {
           graph = cuda->end_capture();
           cuda->launch_graph(*graph);
         } else {
+          const ForwardBatch fb = make(new_tokens);
           cuda->begin_replay(*graph);
-          logits = model->forward(make(new_tokens), kv);
-          cuda->end_replay(*graph);
+          logits = model->forward(fb, kv);
+          if (!cuda->end_replay(*graph)) {  // metadata crossed a size bucket: capture anew
+            ++recaptures;
+            cuda->begin_capture(max_len);
+            logits = model->forward(fb, kv);
+            graph = cuda->end_capture();
+            cuda->launch_graph(*graph);
+          }
         }
         hardkv::Tensor h = be->download(logits);
         const float* l = h.data_as<float>();
@@ -207,6 +217,7 @@ int main(int argc, char** argv) {
                          {"floor_ms_read_eq_copy_bw", floor_read_s * 1e3},
                          {"roofline_fraction", floor_read_s / median},
                          {"prefill_ms", prefill_s * 1e3},
+                         {"graph_recaptures", recaptures},
                          {"device", prop.name}});
     }
     if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";

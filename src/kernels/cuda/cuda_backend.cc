@@ -111,10 +111,15 @@ void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes)
   }
   char* s = staging_ + staging_used_;
   std::memcpy(s, src, bytes);
-  staging_used_ += (bytes + 255) / 256 * 256;
+  const size_t slot_bytes = (bytes + 255) / 256 * 256;
+  staging_used_ += slot_bytes;
+  // A graph copies whole slots (a scratch allocation is rounded up to 256 bytes too), so the
+  // captured copy node still moves everything when a block table grows inside its slot.
+  const size_t copy_bytes =
+      mode_ != Mode::kEager && scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
   // In a replay the graph's copy node reads the same staging slot.
-  if (record_op(100, {dst, s}, static_cast<int64_t>(bytes))) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, s, bytes, cudaMemcpyHostToDevice, stream_));
+  if (record_op(100, {dst, s}, static_cast<int64_t>(copy_bytes))) return;
+  CUDA_CHECK(cudaMemcpyAsync(dst, s, copy_bytes, cudaMemcpyHostToDevice, stream_));
 }
 
 Tensor CudaBackend::upload(const Tensor& host, DType dtype) {
@@ -411,13 +416,12 @@ void CudaBackend::begin_replay(const Graph& graph) {
   signature_ = 0;
 }
 
-void CudaBackend::end_replay(const Graph& graph) {
+bool CudaBackend::end_replay(const Graph& graph) {
   HARDKV_CHECK(mode_ == Mode::kReplay, kInternal, "cuda: end_replay without begin_replay");
   mode_ = Mode::kEager;
-  HARDKV_CHECK(signature_ == graph.signature, kInternal,
-               "cuda graph replay: the step's ops differ from the captured step (shapes, "
-               "buffers or op order changed)");
+  if (signature_ != graph.signature) return false;  // shapes, buffers or op order changed
   launch_graph(graph);
+  return true;
 }
 
 void CudaBackend::launch_graph(const Graph& graph) {

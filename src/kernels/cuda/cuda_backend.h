@@ -56,12 +56,15 @@ class CudaBackend final : public Backend {
   // A step is captured once and then replayed for later steps of the same shape:
   //   capture: begin_capture(kv_bound); model.forward(batch, kv); graph = end_capture();
   //            launch_graph(*graph);
-  //   replay:  begin_replay(); model.forward(batch, kv); end_replay(*graph);
+  //   replay:  begin_replay(); model.forward(batch, kv); if (!end_replay(*graph)) capture anew
   // During a replay forward() does only host work: shape checks, scratch addresses (the same
   // sequence as at capture, hence the same addresses) and metadata copies into the pinned staging
   // slots that the graph's copy nodes read; end_replay() checks that the op sequence matched the
-  // captured one and launches the graph. Attention is planned for KV lengths up to kv_bound so
-  // the graph serves every step whose longest sequence is <= kv_bound.
+  // captured one and launches the graph, or returns false (launching nothing) when it did not.
+  // Metadata copies into scratch move whole 256-byte slots, so a block table may grow within its
+  // slot (64 int32 entries) under one graph; crossing a slot boundary needs a new capture.
+  // Attention is planned for KV lengths up to kv_bound so the graph serves every step whose longest
+  // sequence is <= kv_bound.
   struct Graph {
     cudaGraphExec_t exec = nullptr;
     uint64_t signature = 0;  // hash of the captured op sequence (op, pointers, sizes)
@@ -71,7 +74,7 @@ class CudaBackend final : public Backend {
   void begin_capture(int kv_bound);
   std::unique_ptr<Graph> end_capture();
   void begin_replay(const Graph& graph);
-  void end_replay(const Graph& graph);
+  [[nodiscard]] bool end_replay(const Graph& graph);
   // Runs the graph on the stream (end_replay does this; also right after capture, since a
   // capture records the step without running it).
   void launch_graph(const Graph& graph);

@@ -48,6 +48,14 @@ void ScratchArena::reset() {
   for (Chunk& c : chunks_) c.used = 0;
 }
 
+bool ScratchArena::contains(const void* p, size_t bytes) const {
+  const char* c = static_cast<const char*>(p);
+  for (const Chunk& k : chunks_) {
+    if (c >= k.ptr && c + bytes <= k.ptr + k.used) return true;
+  }
+  return false;
+}
+
 size_t ScratchArena::capacity() const {
   size_t n = 0;
   for (const Chunk& c : chunks_) n += c.size;

@@ -19,6 +19,9 @@ class ScratchArena {
   void* allocate(size_t bytes);
   void reset();
   size_t capacity() const;
+  // True when [p, p + bytes) lies inside a chunk's handed-out part (its 256-byte rounding
+  // included).
+  bool contains(const void* p, size_t bytes) const;
 
  private:
   struct Chunk {
