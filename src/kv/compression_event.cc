@@ -15,6 +15,8 @@ namespace {
 struct HeadPlan {
   std::vector<uint8_t> keep_stored;  // [num_stored] 1 = attended after the event
   std::vector<int32_t> append;       // dense positions to copy into head-pages, increasing
+  std::vector<float> append_acc;     // [append] h2o state of each appended token
+  std::vector<float> stored_acc;     // [num_stored] h2o state of the stored tokens afterwards
   int num_masked_after = 0;
   bool rewrite = false;
   int pages_delta(const HeadPages& hp, int page_size) const {
@@ -63,6 +65,7 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
     std::vector<std::vector<float>> keys(H);
     std::vector<std::vector<int32_t>> positions(H);
     std::vector<std::vector<int>> source(H);  // stored index, or -1 - dense position
+    std::vector<std::vector<float>> acc(H);   // h2o state of each candidate (0 when new)
     std::vector<compress::HeadInput> inputs(H);
     const HeadPagePool& pool = kv.page_pool(l);
     for (int h = 0; h < H; ++h) {
@@ -76,17 +79,20 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
         keys[h].insert(keys[h].end(), k, k + D);
         positions[h].push_back(hp.positions[i]);
         source[h].push_back(i);
+        acc[h].push_back(hp.accumulated[i]);
       }
       for (int p = std::max(s.dense_begin, cc.sinks); p < move_end; ++p) {
         const float* k = dense_row(dense.k[l], p, h);
         keys[h].insert(keys[h].end(), k, k + D);
         positions[h].push_back(p);
         source[h].push_back(-1 - p);
+        acc[h].push_back(0.0f);
       }
       compress::HeadInput& in = inputs[h];
       in.q_obs = qh;
       in.keys = keys[h].data();
       in.positions = positions[h].data();
+      in.accumulated = acc[h].data();
       in.num_obs = num_obs;
       in.group_size = group;
       in.head_dim = D;
@@ -103,17 +109,26 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       HeadPlan& hplan = plan.heads[h];
       hplan.keep_stored.assign(hp.num_stored(), 0);
       for (int i = 0; i < hp.num_stored(); ++i) hplan.keep_stored[i] = hp.positions[i] < cc.sinks;
+      hplan.stored_acc = hp.accumulated;
       std::vector<uint8_t> kept(source[h].size(), 0);
-      for (int32_t c : lc.heads[h].kept) kept[c] = 1;
+      const std::vector<int32_t>& kept_idx = lc.heads[h].kept;
+      const bool carries = !lc.accumulated[h].empty();  // h2o: new state of every kept candidate
+      for (size_t k = 0; k < kept_idx.size(); ++k) {
+        kept[kept_idx[k]] = 1;
+        if (carries) acc[h][kept_idx[k]] = lc.accumulated[h][k];
+      }
       for (int p = s.dense_begin; p < std::min(cc.sinks, move_end); ++p) {
         hplan.append.push_back(p);  // sinks still in the dense tier move unconditionally
+        hplan.append_acc.push_back(0.0f);
       }
       for (size_t c = 0; c < source[h].size(); ++c) {
         const int src = source[h][c];
         if (src >= 0) {
           hplan.keep_stored[src] = kept[c];
+          hplan.stored_acc[src] = acc[h][c];  // masked tokens keep their earlier state
         } else if (kept[c]) {
           hplan.append.push_back(-1 - src);
+          hplan.append_acc.push_back(acc[h][c]);
         } else {
           ++result.tokens_dropped;
         }
@@ -156,6 +171,7 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
         result.tokens_masked += now && !was;
         result.tokens_unmasked += was && !now;
         kv.set_masked(seq_id, l, h, static_cast<int>(i), now);
+        kv.set_accumulated(seq_id, l, h, static_cast<int>(i), hplan.stored_acc[i]);
       }
       if (hplan.rewrite) {
         result.pages_freed += kv.rewrite_head(seq_id, l, h);
@@ -163,10 +179,12 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       }
     }
     for (int h = 0; h < H; ++h) {
-      for (int32_t p : plans[l].heads[h].append) {
+      const HeadPlan& hplan = plans[l].heads[h];
+      for (size_t a = 0; a < hplan.append.size(); ++a) {
+        const int32_t p = hplan.append[a];
         std::memcpy(k_row.data(), dense_row(dense.k[l], p, h), sizeof(float) * D);
         std::memcpy(v_row.data(), dense_row(dense.v[l], p, h), sizeof(float) * D);
-        kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data());
+        kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data(), hplan.append_acc[a]);
         ++result.tokens_appended;
       }
     }

@@ -154,7 +154,7 @@ void HeadwiseKV::retire_dense_before(int64_t seq_id, int new_begin) {
 // ----------------------------------------------------------------------
 
 void HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
-                                  const float* k, const float* v) {
+                                  const float* k, const float* v, float accumulated) {
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HARDKV_CHECK(hp.positions.empty() || hp.positions.back() < position, kInternal,
@@ -168,6 +168,7 @@ void HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, in
   std::memcpy(pool.k_row(page, n % P), k, sizeof(float) * config_.head_dim);
   std::memcpy(pool.v_row(page, n % P), v, sizeof(float) * config_.head_dim);
   hp.positions.push_back(position);
+  hp.accumulated.push_back(accumulated);
   if (s.masks.num_tokens() < n + 1) {  // grow every row geometrically
     s.masks.resize(std::max<int64_t>(n + 1, 2 * s.masks.num_tokens()));
   }
@@ -188,6 +189,14 @@ void HeadwiseKV::set_masked(int64_t seq_id, int layer_idx, int kv_head, int stor
     s.masks.clear(layer_idx, kv_head, stored_idx);
     --hp.num_masked;
   }
+}
+
+void HeadwiseKV::set_accumulated(int64_t seq_id, int layer_idx, int kv_head, int stored_idx,
+                                 float value) {
+  HeadPages& hp = mutable_head(seq(seq_id), layer_idx, kv_head);
+  HARDKV_CHECK(stored_idx >= 0 && stored_idx < hp.num_stored(), kInvalidArgument,
+               "stored token {} is outside the head's {} tokens", stored_idx, hp.num_stored());
+  hp.accumulated[stored_idx] = value;
 }
 
 bool HeadwiseKV::is_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx) const {
@@ -211,10 +220,12 @@ int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head) {
       std::memcpy(pool.v_row(hp.pages[w / P], w % P), pool.v_row(hp.pages[i / P], i % P),
                   row_bytes);
       hp.positions[w] = hp.positions[i];
+      hp.accumulated[w] = hp.accumulated[i];
     }
     ++w;
   }
   hp.positions.resize(w);
+  hp.accumulated.resize(w);
   const int keep_pages = pages_for(w);
   const int freed = static_cast<int>(hp.pages.size()) - keep_pages;
   for (size_t p = keep_pages; p < hp.pages.size(); ++p) pool.free_page(hp.pages[p]);

@@ -40,6 +40,7 @@ struct HeadwiseKVConfig {
 struct HeadPages {
   std::vector<int32_t> pages;      // [ceil(num_stored / P)] page ids in the layer's pool
   std::vector<int32_t> positions;  // [num_stored] token positions
+  std::vector<float> accumulated;  // [num_stored] h2o's accumulated attention (0 for others)
   int num_masked = 0;              // set bits of this head's sparse-tier row
   int num_stored() const { return static_cast<int>(positions.size()); }
 };
@@ -113,8 +114,10 @@ class HeadwiseKV {
   const HeadPagePool& page_pool(int layer_idx) const { return *pools_[layer_idx]; }
   // Appends one token (k, v [head_dim] fp32) at `position` (> every stored position) to the
   // head's pages; takes a page when the last is full (kOutOfMemory, nothing changed).
+  // `accumulated`: the token's h2o score state.
   void append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
-                        const float* k, const float* v);
+                        const float* k, const float* v, float accumulated = 0.0f);
+  void set_accumulated(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, float value);
   void set_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, bool masked);
   bool is_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx) const;
   // Rewrite: compacts the head's unmasked tokens to the front of its pages (order kept), frees

@@ -65,6 +65,15 @@ TEST_P(EvictionModes, TiersFollowShadowAndAttentionMatches) {
       }
     }
   }
+  if (std::string(m.strategy) == "h2o") {  // the state is carried (and checked by the shadow)
+    double acc = 0;
+    for (int l = 0; l < d.layers; ++l) {
+      for (int h = 0; h < d.kv_heads; ++h) {
+        for (float a : sim.kv().head(1, l, h).accumulated) acc += a;
+      }
+    }
+    EXPECT_GT(acc, 0.0);
+  }
   if (m.every_time || m.rewrite_threshold == 0.0) {
     EXPECT_EQ(sim.kv().total_usage().masked_tokens, 0);
   }
@@ -79,6 +88,7 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(Mode{"attn", "uniform", 1.0, false, 4}, Mode{"attn", "uniform", 0.0, true, 1},
                       Mode{"snapkv", "hard", 0.3, false, 4}, Mode{"rkv", "hard", 1.0, false, 16},
                       Mode{"rkv", "adakv", 0.5, false, 1}, Mode{"h2o", "pyramid", 0.0, false, 4},
+                      Mode{"h2o", "uniform", 1.0, false, 4},
                       Mode{"streaming", "uniform", 0.5, false, 4}));
 
 // Keys along e0 or e1 and observation queries along one of them make the selection explicit.

@@ -56,6 +56,7 @@ class Sim {
     std::vector<std::deque<std::vector<float>>> obs;  // [L] last obs_window rows [Hq * D]
     std::vector<std::vector<int>> stored;             // [L * Hkv] expected condensed positions
     std::vector<std::set<int>> masked;                // [L * Hkv] expected masked positions
+    std::vector<std::map<int, float>> acc;  // [L * Hkv] h2o state by position (0 if absent)
     int n = 0;
     int dense_begin = 0;
   };
@@ -98,6 +99,7 @@ class Sim {
     s.obs.resize(d_.layers);
     s.stored.resize(d_.layers * d_.kv_heads);
     s.masked.resize(d_.layers * d_.kv_heads);
+    s.acc.resize(d_.layers * d_.kv_heads);
     seqs_[id] = std::move(s);
   }
 
@@ -172,6 +174,7 @@ class Sim {
     for (int l = 0; l < d_.layers; ++l) {
       std::vector<std::vector<float>> keys(d_.kv_heads), qs(d_.kv_heads);
       std::vector<std::vector<int32_t>> pos(d_.kv_heads);
+      std::vector<std::vector<float>> acc(d_.kv_heads);
       std::vector<compress::HeadInput> in(d_.kv_heads);
       for (int h = 0; h < d_.kv_heads; ++h) {
         for (int p : s.stored[l * d_.kv_heads + h]) {
@@ -181,6 +184,8 @@ class Sim {
         for (int p : pos[h]) {
           const float* k = key(id, l, p, h);
           keys[h].insert(keys[h].end(), k, k + D);
+          const auto it = s.acc[l * d_.kv_heads + h].find(p);
+          acc[h].push_back(it == s.acc[l * d_.kv_heads + h].end() ? 0.0f : it->second);
         }
         for (const std::vector<float>& row : s.obs[l]) {
           qs[h].insert(qs[h].end(), row.begin() + h * group * D, row.begin() + (h + 1) * group * D);
@@ -188,6 +193,7 @@ class Sim {
         in[h].q_obs = qs[h].data();
         in[h].keys = keys[h].data();
         in[h].positions = pos[h].data();
+        in[h].accumulated = acc[h].data();
         in[h].num_obs = static_cast<int>(s.obs[l].size());
         in[h].group_size = group;
         in[h].head_dim = D;
@@ -197,7 +203,11 @@ class Sim {
       for (int h = 0; h < d_.kv_heads; ++h) {
         EXPECT_EQ(lc.heads[h].kept, got.layers[l].heads[h].kept) << "layer " << l << " head " << h;
         std::set<int> kept;
-        for (int32_t c : lc.heads[h].kept) kept.insert(pos[h][c]);
+        for (size_t k = 0; k < lc.heads[h].kept.size(); ++k) {
+          const int p = pos[h][lc.heads[h].kept[k]];
+          kept.insert(p);
+          if (!lc.accumulated[h].empty()) s.acc[l * d_.kv_heads + h][p] = lc.accumulated[h][k];
+        }
         std::vector<int>& stored = s.stored[l * d_.kv_heads + h];
         std::set<int>& masked = s.masked[l * d_.kv_heads + h];
         masked.clear();
@@ -231,9 +241,12 @@ class Sim {
         const std::vector<int>& stored = s.stored[l * d_.kv_heads + h];
         ASSERT_EQ(std::vector<int>(hp.positions.begin(), hp.positions.end()), stored)
             << "layer " << l << " head " << h;
+        const std::map<int, float>& acc = s.acc[l * d_.kv_heads + h];
         for (size_t i = 0; i < stored.size(); ++i) {
           EXPECT_EQ(kv_.is_masked(id, l, h, static_cast<int>(i)),
                     s.masked[l * d_.kv_heads + h].count(stored[i]) != 0);
+          const auto it = acc.find(stored[i]);
+          EXPECT_EQ(hp.accumulated[i], it == acc.end() ? 0.0f : it->second);
         }
         EXPECT_EQ(hp.pages.size(), (stored.size() + d_.page_size - 1) / d_.page_size);
       }
