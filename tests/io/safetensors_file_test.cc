@@ -282,6 +282,55 @@ TEST(SafetensorsFileErrors, MetadataNotStrings) {
   expect_bad(make_file(dir, R"({"__metadata__": [1]})", 0), {"'__metadata__' must be an object"});
 }
 
+// Every proper prefix of a valid file (a truncated download) must be rejected as a bad file.
+TEST(SafetensorsFileErrors, TruncatedAtEveryLength) {
+  TempDir dir;
+  const std::string good = safetensors_bytes(
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[8,14]}})",
+      std::string(14, '\x11'));
+  const std::string path = dir.file("t.safetensors");
+  for (size_t len = 0; len < good.size(); ++len) {
+    write_bytes(path, good.substr(0, len));
+    expect_error([&] { SafetensorsFile::open(path); }, ErrorKind::kBadFile, {path});
+  }
+  write_bytes(path, good);
+  EXPECT_EQ(SafetensorsFile::open(path)->tensors().size(), 2u);
+}
+
+// Corrupting any single header byte either still parses to a valid layout (e.g. a changed
+// digit that stays consistent) or throws a hardkv::Error; it never crashes or throws otherwise.
+TEST(SafetensorsFileErrors, CorruptedHeaderBytes) {
+  TempDir dir;
+  const std::string header =
+      R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+      R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[8,14]}})";
+  const std::string data(14, '\x22');
+  const std::string path = dir.file("c.safetensors");
+  const char replacements[] = {'}', '{', '"', '9', '0', '-', ' ', ',', '[', '\xff', '\0'};
+  int rejected = 0;
+  for (size_t pos = 0; pos < header.size(); ++pos) {
+    for (char r : replacements) {
+      std::string h = header;
+      h[pos] = r;
+      write_bytes(path, safetensors_bytes(h, data));
+      try {
+        auto f = SafetensorsFile::open(path);
+        for (const TensorInfo& t : f->tensors()) {
+          ASSERT_LE(t.offset + t.nbytes, data.size());
+          f->view(t);
+        }
+      } catch (const Error& e) {
+        ++rejected;
+        EXPECT_NE(e.message().find(path), std::string::npos) << e.message();
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << "non-hardkv exception: " << e.what();
+      }
+    }
+  }
+  EXPECT_GT(rejected, 0);
+}
+
 TEST(SafetensorsFileErrors, DirectoryInsteadOfFile) {
   TempDir dir;
   expect_bad(dir.path(), {});
