@@ -8,9 +8,9 @@
 namespace hardkv {
 
 struct EngineConfig {
-  int max_num_batched_tokens = 16384;  // tokens per step (prefill chunks + decodes)
-  int max_num_seqs = 512;              // running sequences at most
-  int max_model_len = 4096;            // prompt + output tokens; clamped to the model's limit
+  int max_num_batched_tokens = 16384;   // tokens per step (prefill chunks + decodes)
+  int max_num_seqs = 512;               // running sequences at most
+  int max_model_len = 4096;             // prompt + output tokens; clamped to the model's limit
   float gpu_memory_utilization = 0.9f;  // CUDA: share of free device memory for weights + KV
   // Tokens per KV block. 16 (as vLLM): prefix-cache hits at 16-token granularity and at most 15
   // wasted slots per sequence; the CPU attention loop walks blocks, so larger blocks buy nothing

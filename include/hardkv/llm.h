@@ -49,13 +49,11 @@ class LLM {
   std::vector<RequestOutput> generate(std::span<const std::string> prompts,
                                       const SamplingParams& params, bool progress = true);
   std::vector<RequestOutput> generate(std::span<const std::string> prompts,
-                                      std::span<const SamplingParams> params,
-                                      bool progress = true);
+                                      std::span<const SamplingParams> params, bool progress = true);
   std::vector<RequestOutput> generate(std::span<const std::vector<int32_t>> prompt_token_ids,
                                       const SamplingParams& params, bool progress = true);
   std::vector<RequestOutput> generate(std::span<const std::vector<int32_t>> prompt_token_ids,
-                                      std::span<const SamplingParams> params,
-                                      bool progress = true);
+                                      std::span<const SamplingParams> params, bool progress = true);
 
   // Incremental use: queue a request (returns its id; an invalid one finishes at the next step
   // with kError), run one engine step (returns the requests that finished in it), abort.

@@ -59,7 +59,8 @@ int run_bench(const BenchFlags& f) {
   const Range out = parse_range(f.output_len, "--output-len");
   EngineConfig config = f.engine;
   config.enable_prefix_caching = !f.no_prefix_caching;
-  if (f.max_num_seqs_opt->count() == 0) config.max_num_seqs = std::min(config.max_num_seqs, f.num_seqs);
+  if (f.max_num_seqs_opt->count() == 0)
+    config.max_num_seqs = std::min(config.max_num_seqs, f.num_seqs);
   const int64_t vocab = load_model_config(f.model_dir).vocab_size;
   // bench.py draws ids in [0, 10000]; a smaller vocabulary bounds them.
   const int64_t max_id = std::min<int64_t>(10000, vocab - 1);
@@ -114,50 +115,55 @@ int run_bench(const BenchFlags& f) {
                         {"kv_block_size", st.kv_block_size}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("Requests: %d, input tokens: %lld, output tokens: %lld, time: %.2fs, throughput: "
-                "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens%s)\n",
-                f.num_seqs, static_cast<long long>(input_tokens),
-                static_cast<long long>(output_tokens), seconds, tps,
-                static_cast<long long>(st.num_steps), static_cast<long long>(st.num_preemptions),
-                st.num_kv_blocks, st.kv_block_size, errors ? ", SOME REQUESTS FAILED" : "");
+    std::printf(
+        "Requests: %d, input tokens: %lld, output tokens: %lld, time: %.2fs, throughput: "
+        "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens%s)\n",
+        f.num_seqs, static_cast<long long>(input_tokens), static_cast<long long>(output_tokens),
+        seconds, tps, static_cast<long long>(st.num_steps),
+        static_cast<long long>(st.num_preemptions), st.num_kv_blocks, st.kv_block_size,
+        errors ? ", SOME REQUESTS FAILED" : "");
   }
   return errors == 0 ? 0 : 1;
 }
 
-CommandRegistrar reg("bench", "Throughput benchmark: nano-vLLM's bench.py workload on the engine",
-                     [](CLI::App* app) {
-  auto f = std::make_shared<BenchFlags>();
-  app->add_option("-m,--model", f->model_dir, "Model directory")->required();
-  app->add_option("--num-seqs", f->num_seqs, "Requests")->capture_default_str();
-  app->add_option("--input-len", f->input_len, "Prompt length N or LO:HI (uniform)")
-      ->capture_default_str();
-  app->add_option("--output-len", f->output_len, "Output length N or LO:HI (uniform)")
-      ->capture_default_str();
-  app->add_option("--seed", f->seed, "Workload seed")->capture_default_str();
-  app->add_option("--temperature", f->temperature, "Sampling temperature")->capture_default_str();
-  app->add_flag("--json", f->json, "Print one JSON object");
-  EngineConfig& e = f->engine;
-  app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
-  app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
-      ->capture_default_str();
-  app->add_option("--num-kv-blocks", e.num_kv_blocks,
-                  "KV pool size in blocks (-1 = from the memory budget)")
-      ->capture_default_str();
-  app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
-                  "CPU: bytes for the KV pool when --num-kv-blocks is not given")
-      ->capture_default_str();
-  f->max_num_seqs_opt = app->add_option(
-      "--max-num-seqs", e.max_num_seqs, "Running sequences at most (default: min(512, --num-seqs))");
-  app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens, "Tokens per engine step")
-      ->capture_default_str();
-  app->add_option("--max-model-len", e.max_model_len, "Prompt + output tokens at most")
-      ->capture_default_str();
-  app->add_option("--gpu-memory-utilization", e.gpu_memory_utilization,
-                  "CUDA: share of device memory for weights + KV")
-      ->capture_default_str();
-  app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
-  return [f]() { return run_bench(*f); };
-});
+CommandRegistrar reg(
+    "bench", "Throughput benchmark: nano-vLLM's bench.py workload on the engine",
+    [](CLI::App* app) {
+      auto f = std::make_shared<BenchFlags>();
+      app->add_option("-m,--model", f->model_dir, "Model directory")->required();
+      app->add_option("--num-seqs", f->num_seqs, "Requests")->capture_default_str();
+      app->add_option("--input-len", f->input_len, "Prompt length N or LO:HI (uniform)")
+          ->capture_default_str();
+      app->add_option("--output-len", f->output_len, "Output length N or LO:HI (uniform)")
+          ->capture_default_str();
+      app->add_option("--seed", f->seed, "Workload seed")->capture_default_str();
+      app->add_option("--temperature", f->temperature, "Sampling temperature")
+          ->capture_default_str();
+      app->add_flag("--json", f->json, "Print one JSON object");
+      EngineConfig& e = f->engine;
+      app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
+      app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
+          ->capture_default_str();
+      app->add_option("--num-kv-blocks", e.num_kv_blocks,
+                      "KV pool size in blocks (-1 = from the memory budget)")
+          ->capture_default_str();
+      app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
+                      "CPU: bytes for the KV pool when --num-kv-blocks is not given")
+          ->capture_default_str();
+      f->max_num_seqs_opt =
+          app->add_option("--max-num-seqs", e.max_num_seqs,
+                          "Running sequences at most (default: min(512, --num-seqs))");
+      app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
+                      "Tokens per engine step")
+          ->capture_default_str();
+      app->add_option("--max-model-len", e.max_model_len, "Prompt + output tokens at most")
+          ->capture_default_str();
+      app->add_option("--gpu-memory-utilization", e.gpu_memory_utilization,
+                      "CUDA: share of device memory for weights + KV")
+          ->capture_default_str();
+      app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
+      return [f]() { return run_bench(*f); };
+    });
 
 }  // namespace
 }  // namespace hardkv::cli

@@ -40,9 +40,8 @@ std::vector<std::string> read_prompts_file(const std::string& path) {
     } catch (const nlohmann::json::exception& e) {
       HARDKV_THROW(kInvalidArgument, "{}:{}: not valid JSON ({})", path, line_no, e.what());
     }
-    HARDKV_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(),
-                 kInvalidArgument, "{}:{}: expected an object with a string \"prompt\"", path,
-                 line_no);
+    HARDKV_CHECK(j.is_object() && j.contains("prompt") && j["prompt"].is_string(), kInvalidArgument,
+                 "{}:{}: expected an object with a string \"prompt\"", path, line_no);
     prompts.push_back(j["prompt"].get<std::string>());
   }
   return prompts;
@@ -115,55 +114,59 @@ int run_generate(GenerateFlags& f) {
   return failed == 0 ? 0 : 1;
 }
 
-CommandRegistrar reg("generate", "Generate text for one or more prompts with a HuggingFace checkpoint",
-                     [](CLI::App* app) {
-  auto f = std::make_shared<GenerateFlags>();
-  app->add_option("-m,--model", f->model_dir, "Model directory (config.json, *.safetensors, "
-                  "tokenizer.json)")->required();
-  app->add_option("-p,--prompt", f->prompts, "Prompt text (repeatable)");
-  app->add_option("--prompts-file", f->prompts_file,
-                  "JSONL file with one {\"prompt\": ...} object per line");
-  app->add_flag("--json", f->json,
-                "Print one JSON object per prompt, in input order (text, token_ids, "
-                "finish_reason, metrics)");
-  app->add_option("--max-tokens", f->sampling.max_tokens, "Tokens to generate at most")
-      ->capture_default_str();
-  app->add_option("--temperature", f->sampling.temperature, "Sampling temperature; 0 = greedy")
-      ->capture_default_str();
-  app->add_option("--top-k", f->sampling.top_k, "Keep the k most likely tokens (0 = off)")
-      ->capture_default_str();
-  app->add_option("--top-p", f->sampling.top_p, "Nucleus sampling mass (1 = off)")
-      ->capture_default_str();
-  app->add_option("--min-p", f->sampling.min_p, "Drop tokens below min_p * p_max (0 = off)")
-      ->capture_default_str();
-  app->add_option("--seed", f->sampling.seed,
-                  "Random seed of every request (-1 = nondeterministic)")
-      ->capture_default_str();
-  app->add_option("--stop", f->sampling.stop, "Stop string (repeatable); not printed");
-  app->add_option("--stop-token-id", f->sampling.stop_token_ids, "Extra stop token id (repeatable)");
-  app->add_flag("--ignore-eos", f->sampling.ignore_eos, "Keep generating past the EOS token");
-  EngineConfig& e = f->engine;
-  app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
-  app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
-      ->capture_default_str();
-  app->add_option("--num-kv-blocks", e.num_kv_blocks,
-                  "KV pool size in blocks (-1 = from the memory budget)")
-      ->capture_default_str();
-  app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
-                  "CPU: bytes for the KV pool when --num-kv-blocks is not given")
-      ->capture_default_str();
-  f->max_num_seqs_opt =
-      app->add_option("--max-num-seqs", e.max_num_seqs,
-                      "Running sequences at most (default: min(512, number of prompts))");
-  app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
-                  "Tokens per engine step (prefill is chunked to fit)")
-      ->capture_default_str();
-  app->add_option("--max-model-len", e.max_model_len,
-                  "Prompt + output tokens at most (clamped to the model's)")
-      ->capture_default_str();
-  app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
-  return [f]() { return run_generate(*f); };
-});
+CommandRegistrar reg(
+    "generate", "Generate text for one or more prompts with a HuggingFace checkpoint",
+    [](CLI::App* app) {
+      auto f = std::make_shared<GenerateFlags>();
+      app->add_option("-m,--model", f->model_dir,
+                      "Model directory (config.json, *.safetensors, "
+                      "tokenizer.json)")
+          ->required();
+      app->add_option("-p,--prompt", f->prompts, "Prompt text (repeatable)");
+      app->add_option("--prompts-file", f->prompts_file,
+                      "JSONL file with one {\"prompt\": ...} object per line");
+      app->add_flag("--json", f->json,
+                    "Print one JSON object per prompt, in input order (text, token_ids, "
+                    "finish_reason, metrics)");
+      app->add_option("--max-tokens", f->sampling.max_tokens, "Tokens to generate at most")
+          ->capture_default_str();
+      app->add_option("--temperature", f->sampling.temperature, "Sampling temperature; 0 = greedy")
+          ->capture_default_str();
+      app->add_option("--top-k", f->sampling.top_k, "Keep the k most likely tokens (0 = off)")
+          ->capture_default_str();
+      app->add_option("--top-p", f->sampling.top_p, "Nucleus sampling mass (1 = off)")
+          ->capture_default_str();
+      app->add_option("--min-p", f->sampling.min_p, "Drop tokens below min_p * p_max (0 = off)")
+          ->capture_default_str();
+      app->add_option("--seed", f->sampling.seed,
+                      "Random seed of every request (-1 = nondeterministic)")
+          ->capture_default_str();
+      app->add_option("--stop", f->sampling.stop, "Stop string (repeatable); not printed");
+      app->add_option("--stop-token-id", f->sampling.stop_token_ids,
+                      "Extra stop token id (repeatable)");
+      app->add_flag("--ignore-eos", f->sampling.ignore_eos, "Keep generating past the EOS token");
+      EngineConfig& e = f->engine;
+      app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
+      app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
+          ->capture_default_str();
+      app->add_option("--num-kv-blocks", e.num_kv_blocks,
+                      "KV pool size in blocks (-1 = from the memory budget)")
+          ->capture_default_str();
+      app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
+                      "CPU: bytes for the KV pool when --num-kv-blocks is not given")
+          ->capture_default_str();
+      f->max_num_seqs_opt =
+          app->add_option("--max-num-seqs", e.max_num_seqs,
+                          "Running sequences at most (default: min(512, number of prompts))");
+      app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
+                      "Tokens per engine step (prefill is chunked to fit)")
+          ->capture_default_str();
+      app->add_option("--max-model-len", e.max_model_len,
+                      "Prompt + output tokens at most (clamped to the model's)")
+          ->capture_default_str();
+      app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
+      return [f]() { return run_generate(*f); };
+    });
 
 }  // namespace
 }  // namespace hardkv::cli

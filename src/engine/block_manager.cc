@@ -120,8 +120,8 @@ void BlockManager::may_append(Sequence& seq) {
 
 void BlockManager::commit(Sequence& seq) {
   if (!prefix_caching_) return;
-  const int full = std::min(seq.num_computed_tokens / block_size_,
-                            static_cast<int>(seq.block_table.size()));
+  const int full =
+      std::min(seq.num_computed_tokens / block_size_, static_cast<int>(seq.block_table.size()));
   for (int i = seq.num_hashed_blocks; i < full; ++i) {
     const uint64_t prev = i == 0 ? 0 : blocks_[seq.block_table[i - 1]].hash;
     const int32_t* tokens = seq.token_ids.data() + static_cast<size_t>(i) * block_size_;

@@ -20,8 +20,7 @@ struct BlockManagerStats {
   int num_used_blocks_now = 0;     // blocks with ref count > 0
   int num_cached_free_blocks_now = 0;  // free blocks that still hold a registered hash
   double hit_rate() const {
-    return num_queried_tokens == 0 ? 0.0
-                                   : static_cast<double>(num_hit_tokens) / num_queried_tokens;
+    return num_queried_tokens == 0 ? 0.0 : static_cast<double>(num_hit_tokens) / num_queried_tokens;
   }
 };
 
@@ -69,10 +68,10 @@ class BlockManager {
  private:
   struct Block {
     int ref_count = 0;
-    bool hashed = false;          // hash/prev_hash/token_ids describe the stored K/V
-    uint64_t hash = 0;            // H(prev_hash, token_ids)
-    uint64_t prev_hash = 0;       // hash of the block before it in its sequence (0 for the first)
-    std::vector<int32_t> token_ids;  // [block_size] when hashed
+    bool hashed = false;     // hash/prev_hash/token_ids describe the stored K/V
+    uint64_t hash = 0;       // H(prev_hash, token_ids)
+    uint64_t prev_hash = 0;  // hash of the block before it in its sequence (0 for the first)
+    std::vector<int32_t> token_ids;     // [block_size] when hashed
     std::list<int>::iterator free_pos;  // valid while ref_count == 0
   };
 

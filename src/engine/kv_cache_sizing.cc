@@ -26,8 +26,8 @@ int plan_num_kv_blocks(const EngineConfig& config, const Model& model, int max_m
                "the KV cache budget of {} bytes holds no block of {} bytes ({} tokens); raise the "
                "budget or lower kv_block_size",
                budget, per_block, config.kv_block_size);
-  const size_t blocks_per_seq = (static_cast<size_t>(max_model_len) + config.kv_block_size - 1) /
-                                config.kv_block_size;
+  const size_t blocks_per_seq =
+      (static_cast<size_t>(max_model_len) + config.kv_block_size - 1) / config.kv_block_size;
   const size_t useful = blocks_per_seq * static_cast<size_t>(config.max_num_seqs);
   return static_cast<int>(std::min({fit, useful, size_t{1} << 30}));
 }

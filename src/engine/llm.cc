@@ -23,7 +23,8 @@ const SamplingParams& params_for(std::span<const SamplingParams> params, size_t 
 class ProgressBar {
  public:
   ProgressBar(size_t total, bool enabled)
-      : total_(total), enabled_(enabled && total > 1 && isatty(fileno(stderr))),
+      : total_(total),
+        enabled_(enabled && total > 1 && isatty(fileno(stderr))),
         start_(std::chrono::steady_clock::now()) {}
   void update(size_t done, int64_t tokens) {
     if (!enabled_) return;

@@ -16,8 +16,7 @@ bool contains(const std::vector<int32_t>& ids, int32_t id) {
 }
 // Largest n <= len such that text[0, n) ends on a UTF-8 character boundary.
 size_t utf8_floor(const std::string& text, size_t len) {
-  while (len > 0 && len < text.size() &&
-         (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) {
+  while (len > 0 && len < text.size() && (static_cast<unsigned char>(text[len]) & 0xC0) == 0x80) {
     --len;
   }
   return len;
@@ -33,8 +32,8 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     tokenizer_.emplace(Tokenizer::from_dir(model_dir));
   }
   const ModelConfig& mc = model_->config();
-  const int model_len = static_cast<int>(std::min<int64_t>(config_.max_model_len,
-                                                           mc.max_position_embeddings));
+  const int model_len =
+      static_cast<int>(std::min<int64_t>(config_.max_model_len, mc.max_position_embeddings));
   limits_.block_size = config_.kv_block_size;
   limits_.kv_bytes_per_block = model_->kv_bytes_per_block(config_.kv_block_size);
   limits_.num_kv_blocks = plan_num_kv_blocks(config_, *model_, model_len);
@@ -73,8 +72,8 @@ int64_t LLMEngine::add_request(const std::string& prompt, const SamplingParams& 
                      std::move(on_token));
 }
 
-int64_t LLMEngine::add_request(std::vector<int32_t> prompt_token_ids,
-                               const SamplingParams& params, StreamCallback on_token) {
+int64_t LLMEngine::add_request(std::vector<int32_t> prompt_token_ids, const SamplingParams& params,
+                               StreamCallback on_token) {
   const int64_t id = next_request_id_++;
   const double t = now();
   std::string error;
@@ -95,7 +94,8 @@ int64_t LLMEngine::add_request(std::vector<int32_t> prompt_token_ids,
                                          std::random_device{}();
   RequestState state;
   if (tokenizer_) state.detok.emplace(*tokenizer_, /*skip_special_tokens=*/true);
-  for (const std::string& s : params.stop) state.max_stop_len = std::max(state.max_stop_len, s.size());
+  for (const std::string& s : params.stop)
+    state.max_stop_len = std::max(state.max_stop_len, s.size());
   state.on_token = std::move(on_token);
   requests_.emplace(id, std::move(state));
   if (!error.empty()) {
@@ -135,7 +135,8 @@ std::string LLMEngine::take_stream_text(RequestState& state, bool finished) {
   size_t end = state.text.size();
   if (!finished && state.max_stop_len > 1) {
     // Hold back what could still turn out to be the start of a stop string.
-    end = utf8_floor(state.text, end >= state.max_stop_len - 1 ? end - (state.max_stop_len - 1) : 0);
+    end =
+        utf8_floor(state.text, end >= state.max_stop_len - 1 ? end - (state.max_stop_len - 1) : 0);
   }
   if (end <= state.num_emitted) return {};
   std::string piece = state.text.substr(state.num_emitted, end - state.num_emitted);
@@ -155,7 +156,8 @@ RequestOutput LLMEngine::make_output(const Sequence& seq, RequestState& state) {
   out.metrics.num_output_tokens = seq.num_output_tokens();
   out.metrics.num_cached_prompt_tokens = m.num_cached_prompt_tokens;
   out.metrics.num_preemptions = m.num_preemptions;
-  if (m.first_token_time >= 0) out.metrics.time_to_first_token = m.first_token_time - m.arrival_time;
+  if (m.first_token_time >= 0)
+    out.metrics.time_to_first_token = m.first_token_time - m.arrival_time;
   if (seq.num_output_tokens() > 1) {
     out.metrics.time_per_output_token =
         (m.last_token_time - m.first_token_time) / (seq.num_output_tokens() - 1);
@@ -205,9 +207,8 @@ std::vector<RequestOutput> LLMEngine::step() {
     if (state.detok && !state.stopped_by_string) state.text += state.detok->flush();
     if (state.on_token) {
       // Fill in the finishing token's event of this step, or add one (abort, rejection).
-      auto ev = std::find_if(events.begin(), events.end(), [&](const StreamEvent& e) {
-        return e.request_id == seq->seq_id;
-      });
+      auto ev = std::find_if(events.begin(), events.end(),
+                             [&](const StreamEvent& e) { return e.request_id == seq->seq_id; });
       if (ev == events.end()) {
         events.emplace_back();
         ev = events.end() - 1;

@@ -43,7 +43,7 @@ class LLMEngine {
  private:
   struct RequestState {
     std::optional<IncrementalDetokenizer> detok;
-    std::string text;       // final text so far (stop strings cut off)
+    std::string text;        // final text so far (stop strings cut off)
     size_t num_emitted = 0;  // bytes of text already streamed
     size_t max_stop_len = 0;
     bool stopped_by_string = false;

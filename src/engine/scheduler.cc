@@ -20,8 +20,8 @@ Scheduler::Scheduler(SchedulerConfig config, BlockManager& block_manager)
   HARDKV_CHECK(config_.max_num_batched_tokens > 0, kInvalidArgument,
                "max_num_batched_tokens must be > 0");
   HARDKV_CHECK(config_.max_model_len > 1, kInvalidArgument, "max_model_len must be > 1");
-  max_seq_len_ = std::min(config_.max_model_len,
-                          block_manager.num_blocks() * block_manager.block_size());
+  max_seq_len_ =
+      std::min(config_.max_model_len, block_manager.num_blocks() * block_manager.block_size());
 }
 
 void Scheduler::add(std::unique_ptr<Sequence> seq, double now) {

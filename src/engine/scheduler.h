@@ -82,7 +82,7 @@ class Scheduler {
   BlockManager* block_manager_;
   int max_seq_len_;
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> live_;
-  std::deque<Sequence*> waiting_;  // admission order (oldest first); preempted go back in order
+  std::deque<Sequence*> waiting_;   // admission order (oldest first); preempted go back in order
   std::vector<Sequence*> running_;  // by seq_id: oldest first, youngest (first victim) last
   std::vector<std::unique_ptr<Sequence>> finished_;
   int64_t num_preemptions_ = 0;

@@ -26,7 +26,8 @@ int32_t next_token(const std::vector<int32_t>& context) {
 // Simulated KV pool: slot -> (token, position) written by the step that ran that token.
 struct FakeKv {
   FakeKv(int num_blocks, int block_size)
-      : block_size(block_size), tokens(num_blocks * block_size, -1),
+      : block_size(block_size),
+        tokens(num_blocks * block_size, -1),
         positions(num_blocks * block_size, -1) {}
   int block_size;
   std::vector<int32_t> tokens;
@@ -178,7 +179,8 @@ void run_scenario(const Scenario& sc, int64_t* preemptions_out, int64_t* hits_ou
     }
     if (r == FinishReason::kAbort) continue;
     ++completed;
-    Expected e = reference(req.token_ids, req.params.max_tokens, max_seq_len, req.params.ignore_eos);
+    Expected e =
+        reference(req.token_ids, req.params.max_tokens, max_seq_len, req.params.ignore_eos);
     EXPECT_EQ(r, e.reason) << "request " << id;
     EXPECT_EQ(outputs[id], e.output) << "request " << id;
   }
@@ -194,10 +196,13 @@ TEST(Scheduler, RandomisedTinyPoolEveryRequestAccountedFor) {
   int completed = 0;
   for (uint32_t seed = 0; seed < 12; ++seed) {
     const int bs = 1 + static_cast<int>(seed % 4);
-    Scenario sc{/*num_blocks=*/(12 + static_cast<int>(seed % 4) * 4) / bs + 2, bs,
+    Scenario sc{/*num_blocks=*/(12 + static_cast<int>(seed % 4) * 4) / bs + 2,
+                bs,
                 /*max_num_seqs=*/1 + static_cast<int>(seed % 5),
                 /*max_batched=*/1 + static_cast<int>(seed * 7 % 23),
-                /*max_model_len=*/20, /*prefix_caching=*/seed % 3 != 2, seed};
+                /*max_model_len=*/20,
+                /*prefix_caching=*/seed % 3 != 2,
+                seed};
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
     run_scenario(sc, &preemptions, &hits, &completed);
     if (HasFatalFailure()) return;

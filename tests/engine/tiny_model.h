@@ -13,8 +13,8 @@ namespace hardkv::test {
 
 inline const std::string& tiny_model_dir() {
   static const std::string dir = [] {
-    const std::filesystem::path p = std::filesystem::temp_directory_path() /
-                                    ("hardkv_engine_tiny_" + std::to_string(getpid()));
+    const std::filesystem::path p =
+        std::filesystem::temp_directory_path() / ("hardkv_engine_tiny_" + std::to_string(getpid()));
     RandomCheckpointOptions opt;
     opt.seed = 7;
     opt.dtype = DType::kF32;
