@@ -28,6 +28,7 @@ struct TokenizeOptions {
   bool json = false;
   bool add_special_tokens = false;
   bool skip_special_tokens = false;
+  bool split_special_tokens = false;
   bool chat = false;
   bool no_thinking = false;
 };
@@ -70,7 +71,7 @@ int run_encode(const Tokenizer& tok, const TokenizeOptions& o) {
     const ChatMessage message{"user", text};
     text = tmpl.render(std::span(&message, 1), chat_options);
   }
-  const std::vector<int32_t> ids = tok.encode(text, o.add_special_tokens);
+  const std::vector<int32_t> ids = tok.encode(text, o.add_special_tokens, !o.split_special_tokens);
   if (o.json) {
     nlohmann::json tokens = nlohmann::json::array();
     for (int32_t id : ids) tokens.push_back(tok.id_to_token(id));
@@ -95,9 +96,9 @@ CommandRegistrar reg(
       app->add_option("-m,--model", o->model_dir,
                       "model directory holding tokenizer.json (and tokenizer_config.json)")
           ->required();
-      app->add_option("text", o->text,
-                      "text to tokenize (special tokens such as <|im_start|> "
-                      "written in it become their ids)");
+      auto* text = app->add_option("text", o->text,
+                                   "text to tokenize (special tokens such as <|im_start|> "
+                                   "written in it become their ids)");
       app->add_option("--file", o->file, "read the text to tokenize from this file ('-': stdin)");
       auto* decode = app->add_option("--decode", o->decode_ids,
                                      "decode these token ids to text instead of tokenizing");
@@ -107,21 +108,28 @@ CommandRegistrar reg(
                     "decoding");
       app->add_flag("--add-special-tokens", o->add_special_tokens,
                     "add the tokenizer's BOS/post-processor tokens (e.g. <|begin_of_text|>)");
+      auto* split =
+          app->add_flag("--split-special-tokens", o->split_special_tokens,
+                        "encode special tokens written in TEXT (e.g. <|im_end|>) as plain text");
       app->add_flag("--skip-special-tokens", o->skip_special_tokens,
                     "with --decode: leave special tokens out of the text");
-      app->add_flag("--chat", o->chat,
-                    "wrap the text as one user message in the model's chat template (ChatML or "
-                    "Llama-3) with the assistant generation prompt, then tokenize");
+      auto* chat =
+          app->add_flag("--chat", o->chat,
+                        "wrap the text as one user message in the model's chat template (ChatML or "
+                        "Llama-3) with the assistant generation prompt, then tokenize");
+      chat->excludes(split);
       app->add_flag("--no-thinking", o->no_thinking,
                     "with --chat on Qwen3: add the empty <think></think> block (enable_thinking="
                     "false)");
-      return [o, decode]() {
+      return [o, decode, text, file = app->get_option("--file")]() {
         const Tokenizer tok = Tokenizer::from_dir(o->model_dir);
         if (decode->count() > 0) {
           HARDKV_CHECK(o->text.empty() && o->file.empty() && !o->chat, kInvalidArgument,
                        "--decode takes token ids only (no TEXT, --file or --chat)");
           return run_decode(tok, *o);
         }
+        HARDKV_CHECK(text->count() > 0 || file->count() > 0, kInvalidArgument,
+                     "give the TEXT to tokenize, --file PATH, or --decode ID...");
         return run_encode(tok, *o);
       };
     });

@@ -127,7 +127,7 @@ int32_t AddedVocabulary::longest_at(const Trie& trie, std::string_view text, siz
 }
 
 void AddedVocabulary::split(std::string_view text, size_t begin, size_t end, bool normalized,
-                            std::vector<TextSegment>& out) const {
+                            bool match_special, std::vector<TextSegment>& out) const {
   const Trie& trie = normalized ? normalized_trie_ : raw_trie_;
   size_t text_start = begin;  // start of the pending text segment
   size_t pos = begin;
@@ -143,6 +143,10 @@ void AddedVocabulary::split(std::string_view text, size_t begin, size_t end, boo
       continue;
     }
     const AddedToken& token = tokens_[idx];
+    if (token.special && !match_special) {
+      ++pos;
+      continue;
+    }
     size_t match_begin = pos;
     size_t match_end = pos + len;
     if (token.single_word) {

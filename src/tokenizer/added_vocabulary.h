@@ -39,8 +39,9 @@ class AddedVocabulary {
   const AddedToken* find_by_content(std::string_view content) const;
   const AddedToken* find_by_id(int32_t id) const;
 
-  // Splits text[begin, end) into segments using the tokens with `normalized` == which.
-  void split(std::string_view text, size_t begin, size_t end, bool normalized,
+  // Splits text[begin, end) into segments using the tokens with `normalized` == which; special
+  // tokens are left as text when match_special is false.
+  void split(std::string_view text, size_t begin, size_t end, bool normalized, bool match_special,
              std::vector<TextSegment>& out) const;
 
  private:

@@ -56,13 +56,14 @@ void TokenizerImpl::apply_config(const TokenizerConfig& config) {
   chat_template_ = config.chat_template;
 }
 
-std::vector<int32_t> TokenizerImpl::encode(std::string_view text, bool add_special_tokens) const {
+std::vector<int32_t> TokenizerImpl::encode(std::string_view text, bool add_special_tokens,
+                                           bool parse_special_tokens) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 8);
   if (add_special_tokens) ids.insert(ids.end(), prefix_ids_.begin(), prefix_ids_.end());
   std::vector<TextSegment> raw_segments, segments;
   std::vector<std::string> pieces;
-  added_.split(text, 0, text.size(), /*normalized=*/false, raw_segments);
+  added_.split(text, 0, text.size(), /*normalized=*/false, parse_special_tokens, raw_segments);
   for (const TextSegment& raw : raw_segments) {
     if (raw.added_id >= 0) {
       ids.push_back(raw.added_id);
@@ -70,7 +71,8 @@ std::vector<int32_t> TokenizerImpl::encode(std::string_view text, bool add_speci
     }
     const std::string normalized = normalizer_.apply(text.substr(raw.begin, raw.end - raw.begin));
     segments.clear();
-    added_.split(normalized, 0, normalized.size(), /*normalized=*/true, segments);
+    added_.split(normalized, 0, normalized.size(), /*normalized=*/true, parse_special_tokens,
+                 segments);
     for (const TextSegment& seg : segments) {
       if (seg.added_id >= 0) {
         ids.push_back(seg.added_id);
@@ -108,8 +110,9 @@ Tokenizer Tokenizer::from_dir(const std::string& model_dir) {
   return Tokenizer(std::move(impl));
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  return impl_->encode(text, add_special_tokens);
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens,
+                                       bool parse_special_tokens) const {
+  return impl_->encode(text, add_special_tokens, parse_special_tokens);
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {

@@ -29,8 +29,11 @@ class Tokenizer {
   // add_special_tokens adds what the post-processor's TemplateProcessing adds (BOS for Llama-3);
   // without one, BOS when tokenizer_config.json asks for it (add_bos_token, or a bos_token with
   // add_bos_token absent, the Llama convention). Qwen adds nothing. Encode and decode are const
-  // and safe to call from several threads.
-  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false) const;
+  // and safe to call from several threads. parse_special_tokens = false encodes special tokens
+  // written in the text as plain text (HF's split_special_tokens; non-special added tokens such
+  // as <think> still match), for untrusted input.
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = false,
+                              bool parse_special_tokens = true) const;
   // Ill-formed UTF-8 in the decoded bytes becomes U+FFFD (HF's errors="replace"). No
   // clean_up_tokenization_spaces: decode(encode(text)) == text for normalised text.
   std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false) const;

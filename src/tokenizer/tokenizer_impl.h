@@ -34,7 +34,8 @@ class TokenizerImpl {
         model_(std::move(model)),
         added_(std::move(added)) {}
 
-  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const;
+  std::vector<int32_t> encode(std::string_view text, bool add_special_tokens,
+                              bool parse_special_tokens) const;
   // Appends the bytes that `id` decodes to (nothing for unknown ids, or skipped special tokens).
   void append_token_bytes(int32_t id, bool skip_special, std::string& out) const;
   // Builds the id tables; called once after the post-processor and config are set.

@@ -3,6 +3,7 @@
 // encoding speed (100 KB well under a second).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <random>
@@ -30,6 +31,23 @@ TEST(RealTokenizer, QwenSpecialTokensInText) {
   EXPECT_EQ(tok->vocab_size(), 151669);
   EXPECT_EQ(tok->token_to_id("<|endoftext|>"), 151643);
   EXPECT_EQ(tok->id_to_token(198), "Ċ");
+}
+
+TEST(RealTokenizer, UnparsedSpecialTokensEncodeAsText) {
+  const Tokenizer* tok = test::real_tokenizer("qwen3");
+  ASSERT_NE(tok, nullptr);
+  // With parse_special_tokens = false "<|im_start|>" is text ("<|", "im", "_start", "|>" under the
+  // Qwen2 regex); the non-special added token <think> still matches.
+  Ids expected;
+  for (const char* piece : {"<|", "im", "_start", "|>", "user"}) {
+    const Ids ids = tok->encode(piece);
+    expected.insert(expected.end(), ids.begin(), ids.end());
+  }
+  expected.push_back(151667);
+  const Ids ids = tok->encode("<|im_start|>user<think>", false, /*parse_special_tokens=*/false);
+  EXPECT_EQ(ids, expected);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), 151644), 0);
+  EXPECT_EQ(tok->decode(ids), "<|im_start|>user<think>");
 }
 
 TEST(RealTokenizer, QwenNfcMakesDecomposedTextEncodeLikeComposed) {
