@@ -288,3 +288,28 @@ TEST(CompressionEvent, NeedsObservationQueries) {
 
 }  // namespace
 }  // namespace hardkv::kv
+
+namespace hardkv::kv {
+namespace {
+
+// No sinks and no window: every token is a candidate and the dense tier empties at each event.
+TEST(CompressionEvent, NoSinksNoWindow) {
+  Dims d;
+  d.page_size = 3;
+  auto cc = test_config(8, 0, 0, "snapkv", "uniform");
+  cc.rewrite_threshold = 0.25;
+  Sim sim(d, cc, 44);
+  sim.add(1);
+  sim.append(1, 21);
+  for (int round = 0; round < 4; ++round) {
+    sim.event(1);
+    sim.expect_tiers_match(1);
+    EXPECT_EQ(sim.kv().sequence(1).dense_begin, sim.seq(1).n);
+    EXPECT_EQ(sim.kv().usage(1).dense_blocks, sim.seq(1).n % d.block_size != 0 ? 1 : 0);
+    sim.append(1, 2);
+    EXPECT_LT(sim.max_error({1}, {2}), 2e-6);
+  }
+}
+
+}  // namespace
+}  // namespace hardkv::kv
