@@ -12,9 +12,11 @@ namespace {
 constexpr size_t kMaxCacheEntries = 1 << 16;
 constexpr size_t kMaxCachedPieceBytes = 256;
 
-std::pair<std::string, std::string> parse_merge(const nlohmann::json& entry, size_t index) {
+// The two tokens of a merge; views into `entry`.
+std::pair<std::string_view, std::string_view> parse_merge(const nlohmann::json& entry,
+                                                          size_t index) {
   if (entry.is_string()) {  // "a b"
-    const std::string s = entry.get<std::string>();
+    const std::string_view s = entry.get_ref<const std::string&>();
     const size_t space = s.find(' ');
     HARDKV_CHECK(space != std::string::npos && space > 0 && space + 1 < s.size() &&
                      s.find(' ', space + 1) == std::string::npos,
@@ -23,7 +25,7 @@ std::pair<std::string, std::string> parse_merge(const nlohmann::json& entry, siz
     return {s.substr(0, space), s.substr(space + 1)};
   }
   if (entry.is_array() && entry.size() == 2 && entry[0].is_string() && entry[1].is_string()) {
-    return {entry[0].get<std::string>(), entry[1].get<std::string>()};  // ["a", "b"]
+    return {entry[0].get_ref<const std::string&>(), entry[1].get_ref<const std::string&>()};
   }
   HARDKV_THROW(kBadFile, "model.merges[{}] must be a string \"a b\" or a pair [\"a\", \"b\"]",
                index);
@@ -85,7 +87,7 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
     const int64_t id = it.value().get<int64_t>();
     HARDKV_CHECK(id >= 0 && id < (int64_t{1} << 30), kBadFile,
                  "model.vocab entry \"{}\" has id {} out of range", it.key(), id);
-    bpe.vocab_[it.key()] = static_cast<int32_t>(id);
+    bpe.vocab_.insert_or_assign(it.key(), static_cast<int32_t>(id));
     max_id = std::max(max_id, id);
   }
   bpe.id_to_token_.assign(static_cast<size_t>(max_id + 1), std::string());
@@ -95,20 +97,22 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
                "model has no \"merges\" array");
   const auto& merges = model["merges"];
   bpe.merges_.reserve(merges.size());
+  std::string merged;
   for (size_t i = 0; i < merges.size(); ++i) {
-    auto [left, right] = parse_merge(merges[i], i);
+    const auto [left, right] = parse_merge(merges[i], i);
     const auto left_it = bpe.vocab_.find(left);
     const auto right_it = bpe.vocab_.find(right);
     HARDKV_CHECK(left_it != bpe.vocab_.end(), kBadFile,
                  "model.merges[{}] references token \"{}\" that is not in the vocab", i, left);
     HARDKV_CHECK(right_it != bpe.vocab_.end(), kBadFile,
                  "model.merges[{}] references token \"{}\" that is not in the vocab", i, right);
-    const auto merged_it = bpe.vocab_.find(left + right);
+    merged.assign(left).append(right);
+    const auto merged_it = bpe.vocab_.find(merged);
     HARDKV_CHECK(merged_it != bpe.vocab_.end(), kBadFile,
-                 "model.merges[{}] produces \"{}\", which is not in the vocab", i, left + right);
-    // A repeated pair keeps its first (lowest) rank, as HF does when it builds its merge map.
-    bpe.merges_.try_emplace(pair_key(left_it->second, right_it->second),
-                            Merge{static_cast<int32_t>(i), merged_it->second});
+                 "model.merges[{}] produces \"{}\", which is not in the vocab", i, merged);
+    // A repeated pair takes its last rank: HF tokenizers collects the merges into a map in order.
+    bpe.merges_.insert_or_assign(pair_key(left_it->second, right_it->second),
+                                 Merge{static_cast<int32_t>(i), merged_it->second});
   }
 
   const ByteLevel& byte_level = ByteLevel::get();

@@ -59,6 +59,14 @@ TEST(TinyTokenizer, LowerRankMergesFirstAndLeftmostOnTies) {
   EXPECT_EQ(tok.encode("xxxxx"), (Ids{xxxx, 'x'}));
 }
 
+TEST(TinyTokenizer, RepeatedMergeTakesItsLastRank) {
+  // HF tokenizers 0.23 gives [a, bc] here: the second "a b" (rank 2) replaces the first.
+  TempDir dir;
+  TinySpec spec;
+  spec.merges = {{"a", "b"}, {"b", "c"}, {"a", "b"}};  // ab = 256, bc = 257
+  EXPECT_EQ(test::load_tiny(spec, dir).encode("abc"), (Ids{'a', 257}));
+}
+
 // Plain-loop BPE: repeatedly merge the lowest-ranked adjacent pair, leftmost on ties.
 Ids reference_bpe(const std::string& word,
                   const std::vector<std::pair<std::string, std::string>>& merges,
