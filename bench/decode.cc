@@ -188,6 +188,30 @@ int main(int argc, char** argv) {
         step(1, use_graph);
         per.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
+      // Per-op device time of eager decode steps (events + a sync around every op).
+      nlohmann::json breakdown = nlohmann::json::array();
+      if (!use_graph) {
+        constexpr int kProfSteps = 16;
+        cuda->clear_op_times();
+        cuda->set_profiling(true);
+        for (int i = 0; i < kProfSteps; ++i) step(1);
+        cuda->set_profiling(false);
+        std::vector<std::pair<std::string, hardkv::cuda::CudaBackend::OpTime>> ops(
+            cuda->op_times().begin(), cuda->op_times().end());
+        std::sort(ops.begin(), ops.end(),
+                  [](const auto& a, const auto& b) { return a.second.ms > b.second.ms; });
+        double total = 0;
+        for (const auto& [name, t] : ops) total += t.ms / kProfSteps;
+        std::printf("  per-op device time per decode step (sum %.3f ms):\n", total);
+        for (const auto& [name, t] : ops) {
+          const double ms = t.ms / kProfSteps;
+          std::printf("    %-36s %5.1f calls %8.3f ms %5.1f%%  %6.2f us/call\n", name.c_str(),
+                      double(t.calls) / kProfSteps, ms, 100 * ms / total, 1e3 * t.ms / t.calls);
+          breakdown.push_back({{"op", name},
+                               {"calls_per_step", double(t.calls) / kProfSteps},
+                               {"ms_per_step", ms}});
+        }
+      }
       std::vector<double> sorted = per;
       std::sort(sorted.begin(), sorted.end());
       const double median = sorted[sorted.size() / 2];
@@ -218,6 +242,7 @@ int main(int argc, char** argv) {
                          {"roofline_fraction", floor_read_s / median},
                          {"prefill_ms", prefill_s * 1e3},
                          {"graph_recaptures", recaptures},
+                         {"op_breakdown", breakdown},
                          {"device", prop.name}});
     }
     if (!json_path.empty()) std::ofstream(json_path) << results.dump(2) << "\n";

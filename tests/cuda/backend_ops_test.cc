@@ -130,14 +130,16 @@ TEST_F(CudaOpsTest, AddRmsNorm) {
   }
 }
 
+// n <= 4 takes the skinny (GEMV) kernel, larger n cuBLASLt; both with and without bias / F32.
 TEST_F(CudaOpsTest, Linear) {
   struct Case {
     int64_t n, k, m;
     bool bias, f32_out;
   };
-  const Case cases[] = {{1, 1024, 3072, false, false}, {37, 256, 512, true, false},
-                        {4, 1024, 1000, false, true},  {9, 64, 40, true, true},
-                        {3, 72, 24, true, false},      {128, 512, 768, false, false}};
+  const Case cases[] = {
+      {1, 1024, 3072, false, false}, {37, 256, 512, true, false}, {4, 1024, 1000, false, true},
+      {9, 64, 40, true, true},       {3, 72, 24, true, false},    {128, 512, 768, false, false},
+      {2, 3072, 1024, true, false},  {5, 256, 300, false, true},  {1, 1024, 151936, false, true}};
   for (const Case& c : cases) {
     Tensor x = random({c.n, c.k}), w = random({c.m, c.k}, 0.05f), b = random({c.m});
     const DType out_dt = c.f32_out ? DType::kF32 : DType::kBF16;

@@ -11,6 +11,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/gemv.h"
 #include "kernels/cuda/kv_store.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rope.h"
@@ -44,6 +45,29 @@ bool is_float(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DTy
 
 }  // namespace
 
+// Times one eager op with events when profiling is on.
+class CudaBackend::ProfileScope {
+ public:
+  ProfileScope(CudaBackend* be, std::string name)
+      : be_(be->profiling_ && be->mode_ == Mode::kEager ? be : nullptr), name_(std::move(name)) {
+    if (be_) CUDA_CHECK(cudaEventRecord(be_->prof_start_, be_->stream_));
+  }
+  ~ProfileScope() {
+    if (!be_) return;
+    cudaEventRecord(be_->prof_stop_, be_->stream_);
+    cudaEventSynchronize(be_->prof_stop_);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, be_->prof_start_, be_->prof_stop_);
+    OpTime& t = be_->op_times_[name_];
+    ++t.calls;
+    t.ms += ms;
+  }
+
+ private:
+  CudaBackend* be_;
+  std::string name_;
+};
+
 CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   CUDA_CHECK(cudaSetDevice(device_idx_));
   CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_idx_));
@@ -52,12 +76,16 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   CUDA_CHECK(cudaEventCreateWithFlags(&staging_free_, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
   gemm_ = std::make_unique<LtGemm>();
+  CUDA_CHECK(cudaEventCreate(&prof_start_));
+  CUDA_CHECK(cudaEventCreate(&prof_stop_));
 }
 
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   gemm_.reset();
   if (staging_free_) cudaEventDestroy(staging_free_);
+  if (prof_start_) cudaEventDestroy(prof_start_);
+  if (prof_stop_) cudaEventDestroy(prof_stop_);
   if (staging_) cudaFreeHost(staging_);
   if (stream_) cudaStreamDestroy(stream_);
 }
@@ -118,6 +146,7 @@ void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes)
   const size_t copy_bytes =
       mode_ != Mode::kEager && scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
   // In a replay the graph's copy node reads the same staging slot.
+  const ProfileScope prof(this, profiling_ ? "h2d metadata" : std::string());
   if (record_op(100, {dst, s}, static_cast<int64_t>(copy_bytes))) return;
   CUDA_CHECK(cudaMemcpyAsync(dst, s, copy_bytes, cudaMemcpyHostToDevice, stream_));
 }
@@ -179,6 +208,7 @@ void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out)
   HARDKV_CHECK(table.ndim() == 2 && out.numel() == ids.numel() * table.dim(1), kInvalidArgument,
                "cuda embedding: ids {} table {} out {}", shape_str(ids.shape()),
                shape_str(table.shape()), shape_str(out.shape()));
+  const ProfileScope prof(this, "embedding");
   if (record_op(1, {ids.data(), table.data(), out.data()}, ids.numel())) return;
   launch_embedding(ci32(ids), cbf(table), mbf(out), ids.numel(), table.dim(1), table.dim(0),
                    stream_);
@@ -192,6 +222,7 @@ void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& 
   HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && out.numel() == x.numel(), kInvalidArgument,
                "cuda rms_norm: x {} w {} out {}", shape_str(x.shape()), shape_str(w.shape()),
                shape_str(out.shape()));
+  const ProfileScope prof(this, "rms_norm");
   if (record_op(2, {x.data(), w.data(), out.data()}, x.numel())) return;
   launch_rms_norm(cbf(x), cbf(w), eps, mbf(out), x.numel() / dim, dim, stream_);
 }
@@ -204,6 +235,7 @@ void CudaBackend::add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, flo
   HARDKV_CHECK(dim > 0 && x.dim(-1) == dim && residual.numel() == x.numel(), kInvalidArgument,
                "cuda add_rms_norm: x {} residual {} w {}", shape_str(x.shape()),
                shape_str(residual.shape()), shape_str(w.shape()));
+  const ProfileScope prof(this, "add_rms_norm");
   if (record_op(3, {x.data(), residual.data(), w.data()}, x.numel())) return;
   launch_add_rms_norm(mbf(x), mbf(residual), cbf(w), eps, x.numel() / dim, dim, stream_);
 }
@@ -227,11 +259,19 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
                  shape_str(bias->shape()), m);
     b = cbf(*bias);
   }
+  const ProfileScope prof(this, profiling_ ? fmt::format("linear {}x{}->{}{}", x.numel() / k, k, m,
+                                                         out.dtype() == DType::kF32 ? " f32" : "")
+                                           : std::string());
   if (record_op(4, {x.data(), w.data(), b, out.data()},
                 x.numel() * 4 + (out.dtype() == DType::kF32)))
     return;
-  gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, x.numel() / k, m, k,
-             stream_);
+  const int64_t n = x.numel() / k;
+  // Decode-sized batches stream the weights with the skinny kernel; larger ones go to cuBLASLt.
+  if (gemv_supported(x.data(), w.data(), n, k)) {
+    launch_gemv(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, stream_);
+  } else {
+    gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, stream_);
+  }
 }
 
 void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) {
@@ -242,6 +282,7 @@ void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin
                    cos_sin.dim(1) == x.dim(2),
                kInvalidArgument, "cuda rope: x {} positions {} cos_sin {}", shape_str(x.shape()),
                shape_str(positions.shape()), shape_str(cos_sin.shape()));
+  const ProfileScope prof(this, "rope");
   if (record_op(5, {x.data(), positions.data(), cos_sin.data()}, x.numel())) return;
   launch_rope(mbf(x), ci32(positions), cos_sin.data_as<float>(), x.dim(0), x.dim(1), x.dim(2),
               cos_sin.dim(0), stream_);
@@ -258,6 +299,7 @@ void CudaBackend::qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tens
                kInvalidArgument, "cuda qk_norm_rope: x {} w {} positions {} cos_sin {}",
                shape_str(x.shape()), shape_str(w.shape()), shape_str(positions.shape()),
                shape_str(cos_sin.shape()));
+  const ProfileScope prof(this, "qk_norm_rope");
   if (record_op(6, {x.data(), w.data(), positions.data(), cos_sin.data()}, x.numel())) return;
   launch_qk_norm_rope(mbf(x), cbf(w), eps, ci32(positions), cos_sin.data_as<float>(), x.dim(0),
                       x.dim(1), x.dim(2), cos_sin.dim(0), stream_);
@@ -270,6 +312,7 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   HARDKV_CHECK(gate_up.dim(-1) == 2 * inter && gate_up.numel() == 2 * out.numel(), kInvalidArgument,
                "cuda silu_mul: gate_up {} out {}", shape_str(gate_up.shape()),
                shape_str(out.shape()));
+  const ProfileScope prof(this, "silu_mul");
   if (record_op(7, {gate_up.data(), out.data()}, out.numel())) return;
   launch_silu_mul(cbf(gate_up), mbf(out), out.numel() / inter, inter, stream_);
 }
@@ -291,6 +334,7 @@ void CudaBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots
   HARDKV_CHECK(k.numel() == num_tokens * row, kInvalidArgument,
                "cuda kv_store: k {} does not hold {} rows of {} (cache {})", shape_str(k.shape()),
                num_tokens, row, shape_str(k_cache.shape()));
+  const ProfileScope prof(this, "kv_store");
   if (record_op(8, {k.data(), v.data(), slots.data(), k_cache.data(), v_cache.data()}, k.numel()))
     return;
   launch_kv_store(cbf(k), cbf(v), ci32(slots), mbf(k_cache), mbf(v_cache), num_tokens, row,
@@ -349,6 +393,9 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     p.partial_ml =
         ws + static_cast<size_t>(p.num_splits) * p.num_tokens * p.num_q_heads * p.head_dim;
   }
+  const ProfileScope prof(
+      this, profiling_ ? fmt::format("attention q{} splits{}", p.num_tokens, p.num_splits)
+                       : std::string());
   if (record_op(9,
                 {p.q, p.k_cache, p.v_cache, p.out, p.partial_o, p.query_indptr, p.kv_lens,
                  p.block_indptr, p.block_indices},
@@ -365,6 +412,7 @@ void CudaBackend::gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) {
   HARDKV_CHECK(out.dim(-1) == width && out.numel() == idx.numel() * width, kInvalidArgument,
                "cuda gather_rows: x {} idx {} out {}", shape_str(x.shape()), shape_str(idx.shape()),
                shape_str(out.shape()));
+  const ProfileScope prof(this, "gather_rows");
   if (record_op(10, {x.data(), idx.data(), out.data()}, idx.numel())) return;
   launch_gather_rows(cbf(x), ci32(idx), mbf(out), idx.numel(), width, x.numel() / width, stream_);
 }

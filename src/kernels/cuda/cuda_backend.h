@@ -7,7 +7,9 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "kernels/backend.h"
 #include "kernels/cuda/gemm.h"
@@ -79,7 +81,18 @@ class CudaBackend final : public Backend {
   // capture records the step without running it).
   void launch_graph(const Graph& graph);
 
+  // Per-op device time for breakdowns: events around every eager op and a synchronisation after
+  // each (so it slows the step down; never on in production).
+  struct OpTime {
+    int64_t calls = 0;
+    double ms = 0;
+  };
+  void set_profiling(bool on) { profiling_ = on; }
+  const std::map<std::string, OpTime>& op_times() const { return op_times_; }
+  void clear_op_times() { op_times_.clear(); }
+
  private:
+  class ProfileScope;
   enum class Mode { kEager, kCapture, kReplay };
   // Folds an op into the step signature; true when the op must not launch (replay).
   bool record_op(int op, std::initializer_list<const void*> ptrs, int64_t size);
@@ -97,7 +110,9 @@ class CudaBackend final : public Backend {
   Mode mode_ = Mode::kEager;
   int graph_kv_bound_ = 0;
   uint64_t signature_ = 0;
-  cudaGraph_t capturing_ = nullptr;
+  bool profiling_ = false;
+  cudaEvent_t prof_start_ = nullptr, prof_stop_ = nullptr;
+  std::map<std::string, OpTime> op_times_;
 };
 
 }  // namespace hardkv::cuda
