@@ -39,6 +39,7 @@ BpeModel::BpeModel(BpeModel&& other) noexcept
       merges_(std::move(other.merges_)),
       byte_id_(other.byte_id_),
       unk_id_(other.unk_id_),
+      fuse_unk_(other.fuse_unk_),
       ignore_merges_(other.ignore_merges_) {}
 
 BpeModel& BpeModel::operator=(BpeModel&& other) noexcept {
@@ -47,6 +48,7 @@ BpeModel& BpeModel::operator=(BpeModel&& other) noexcept {
   merges_ = std::move(other.merges_);
   byte_id_ = other.byte_id_;
   unk_id_ = other.unk_id_;
+  fuse_unk_ = other.fuse_unk_;
   ignore_merges_ = other.ignore_merges_;
   cache_.clear();
   return *this;
@@ -125,6 +127,9 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
     HARDKV_CHECK(it != bpe.vocab_.end(), kBadFile, "model.unk_token \"{}\" is not in the vocab",
                  model["unk_token"].get<std::string>());
     bpe.unk_id_ = it->second;
+  }
+  if (model.contains("fuse_unk") && model["fuse_unk"].is_boolean()) {
+    bpe.fuse_unk_ = model["fuse_unk"].get<bool>();
   }
   if (model.contains("ignore_merges") && model["ignore_merges"].is_boolean()) {
     bpe.ignore_merges_ = model["ignore_merges"].get<bool>();
@@ -205,7 +210,9 @@ void BpeModel::encode_piece(std::string_view piece_bytes, std::vector<int32_t>& 
       if (id >= 0) {
         symbols.push_back(id);
       } else if (unk_id_) {  // no unk: HF drops characters missing from the vocab
-        symbols.push_back(*unk_id_);
+        if (!(fuse_unk_ && !symbols.empty() && symbols.back() == *unk_id_)) {
+          symbols.push_back(*unk_id_);
+        }
       }
     }
     merge_symbols(symbols);

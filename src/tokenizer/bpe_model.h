@@ -50,8 +50,9 @@ class BpeModel {
   std::vector<std::string> id_to_token_;        // [max_id + 1]
   std::unordered_map<uint64_t, Merge> merges_;  // (left_id, right_id) -> rank, result
   std::array<int32_t, 256> byte_id_;            // id of each byte's character; -1 if absent
-  std::optional<int32_t> unk_id_;
-  bool ignore_merges_ = false;  // a pre-token that is itself in the vocab is emitted directly
+  std::optional<int32_t> unk_id_;  // for bytes missing from the vocab (else they are dropped)
+  bool fuse_unk_ = false;          // consecutive unknowns become one unk
+  bool ignore_merges_ = false;     // a pre-token that is itself in the vocab is emitted directly
 
   // Pre-token bytes -> ids. Bounded; cleared when full.
   mutable std::mutex cache_mutex_;

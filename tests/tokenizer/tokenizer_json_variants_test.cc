@@ -67,6 +67,24 @@ TEST(TinyTokenizer, RepeatedMergeTakesItsLastRank) {
   EXPECT_EQ(test::load_tiny(spec, dir).encode("abc"), (Ids{'a', 257}));
 }
 
+TEST(TinyTokenizer, BytesMissingFromTheVocabAreDroppedOrUnk) {
+  // Vocabulary a..h and <unk> only; expected ids are what HF tokenizers 0.23 gives.
+  nlohmann::json j = test::tiny_tokenizer_json(TinySpec{});
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int i = 0; i < 8; ++i) vocab[std::string(1, static_cast<char>('a' + i))] = i;
+  vocab["<unk>"] = 8;
+  j["model"]["vocab"] = vocab;
+  TempDir dir;
+  EXPECT_EQ(Tokenizer::from_file(dir.write("none.json", j.dump())).encode("a!b zc"),
+            (Ids{0, 1, 2}));
+  j["model"]["unk_token"] = "<unk>";
+  EXPECT_EQ(Tokenizer::from_file(dir.write("unk.json", j.dump())).encode("a!b zc"),
+            (Ids{0, 8, 1, 8, 8, 2}));
+  j["model"]["fuse_unk"] = true;
+  EXPECT_EQ(Tokenizer::from_file(dir.write("fuse.json", j.dump())).encode("a!b zc"),
+            (Ids{0, 8, 1, 8, 2}));
+}
+
 // Plain-loop BPE: repeatedly merge the lowest-ranked adjacent pair, leftmost on ties.
 Ids reference_bpe(const std::string& word,
                   const std::vector<std::pair<std::string, std::string>>& merges,
