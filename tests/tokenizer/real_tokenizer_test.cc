@@ -1,6 +1,6 @@
 // The real Qwen3 and Llama-3 tokenizer.json files: added/special tokens written in the text, NFC
-// under Qwen, Llama-3's BOS with add_special_tokens, config-derived ids, long and odd inputs, and
-// encoding speed (100 KB well under a second).
+// under Qwen, Llama-3's BOS with add_special_tokens, config-derived ids, long and odd inputs,
+// encoding speed (100 KB well under a second) and concurrent encodes.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "test_assets.h"
@@ -133,6 +134,29 @@ TEST(RealTokenizer, Encodes100KilobytesWellUnderASecond) {
     EXPECT_EQ(tok->decode(ids), text);  // the text is NFC already
     EXPECT_GT(ids.size(), text.size() / 8);
   }
+}
+
+TEST(RealTokenizer, ConcurrentEncodesAgree) {
+  const Tokenizer* tok = test::real_tokenizer("qwen3");
+  ASSERT_NE(tok, nullptr);
+  std::vector<std::string> texts;
+  for (uint32_t seed = 0; seed < 8; ++seed) texts.push_back(mixed_text(8 * 1024, seed));
+  std::vector<Ids> expected;
+  for (const auto& t : texts) expected.push_back(tok->encode(t));
+  std::vector<std::thread> threads;
+  std::vector<int> num_wrong(4, 0);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int round = 0; round < 3; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) {
+          const size_t idx = (i + t) % texts.size();
+          if (tok->encode(texts[idx]) != expected[idx]) ++num_wrong[t];
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(num_wrong[t], 0) << "thread " << t;
 }
 
 }  // namespace
