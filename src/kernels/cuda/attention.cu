@@ -38,8 +38,10 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   const int64_t blocks = row_tiles * p.num_seqs * p.num_kv_heads;
   const int64_t kv_tiles = ceil_div(std::max(1, p.max_kv_len), kAttentionKvTile);
   int64_t splits = 1;
-  if (blocks > 0 && blocks < num_sms) {
-    splits = std::min<int64_t>({ceil_div(2 * num_sms, blocks), kv_tiles, 64});
+  // A decode block has little work in flight (one tile at a time), so aim for ~4 blocks per
+  // multiprocessor when the batch alone does not provide them.
+  if (blocks > 0 && blocks < 4 * num_sms) {
+    splits = std::min<int64_t>({ceil_div(4 * num_sms, blocks), kv_tiles, 128});
   }
   const int64_t tiles_per_split = ceil_div(kv_tiles, splits);
   splits = ceil_div(kv_tiles, tiles_per_split);  // drop splits that would be empty for all seqs

@@ -42,8 +42,8 @@ struct PagedAttentionParams {
 inline constexpr int kAttentionKvTile = 64;   // KV positions per shared-memory tile
 inline constexpr int kAttentionRowTile = 16;  // (query token, head-in-group) rows per block
 
-// Chooses num_splits and kv_chunk so that the grid fills about two waves of `num_sms`
-// multiprocessors (decode at small batch), and returns the workspace size in floats.
+// Chooses num_splits and kv_chunk so that the grid holds about four blocks per multiprocessor
+// (decode at small batch), and returns the workspace size in floats.
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms);
 
 // Checks shapes and launches (plus the combine kernel when num_splits > 1).

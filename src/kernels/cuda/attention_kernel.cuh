@@ -26,6 +26,10 @@ struct AttentionTraits {
   // Output dims per lane; with D < 32 lanes >= D own none.
   static constexpr int kDimsPerLane = D >= 32 ? D / 32 : 1;
   static constexpr bool kLaneHasDims(int lane) { return lane * kDimsPerLane < D; }
+  // 16-byte K (and V) chunks each thread loads per tile, issued in batches of kLoadBatch.
+  static constexpr int kLoadIters = kTile * (D / 8) / kThreads;
+  static constexpr int kLoadBatch = kLoadIters < 8 ? kLoadIters : 8;
+  static_assert(kLoadIters * kThreads == kTile * (D / 8) && kLoadIters % kLoadBatch == 0);
   static constexpr size_t kSmemBytes =
       sizeof(float) * kRows * D + sizeof(bf16) * kTile * (kKStride + D);
 };
@@ -113,19 +117,32 @@ __global__ void __launch_bounds__(AttentionTraits<D>::kThreads)
   const int32_t* blocks = p.block_indices + p.block_indptr[seq];
   for (int t0 = kv_begin; t0 < kv_end; t0 += T::kTile) {
     __syncthreads();  // q_s written / previous tile consumed
-    for (int i = threadIdx.x; i < T::kTile * kChunks; i += T::kThreads) {
-      const int j = i / kChunks, c = i % kChunks;
-      const int pos = t0 + j;
-      uint4 kv = make_uint4(0, 0, 0, 0), vv = make_uint4(0, 0, 0, 0);
-      if (pos < kv_end) {
-        const int64_t slot =
-            static_cast<int64_t>(blocks[pos / p.block_size]) * p.block_size + pos % p.block_size;
-        const int64_t off = (slot * p.num_kv_heads + kv_head) * D + c * 8;
-        kv = *reinterpret_cast<const uint4*>(p.k_cache + off);
-        vv = *reinterpret_cast<const uint4*>(p.v_cache + off);
+    // All of a batch's block-table lookups and K/V loads are issued before any is stored, so
+    // their HBM latencies overlap (a rolled loop would pay them one after another).
+#pragma unroll
+    for (int b0 = 0; b0 < T::kLoadIters; b0 += T::kLoadBatch) {
+      uint4 kr[T::kLoadBatch], vr[T::kLoadBatch];
+#pragma unroll
+      for (int it = 0; it < T::kLoadBatch; ++it) {
+        const int i = threadIdx.x + (b0 + it) * T::kThreads;
+        const int j = i / kChunks, c = i % kChunks;
+        const int pos = t0 + j;
+        kr[it] = vr[it] = make_uint4(0, 0, 0, 0);
+        if (pos < kv_end) {
+          const int64_t slot =
+              static_cast<int64_t>(blocks[pos / p.block_size]) * p.block_size + pos % p.block_size;
+          const int64_t off = (slot * p.num_kv_heads + kv_head) * D + c * 8;
+          kr[it] = *reinterpret_cast<const uint4*>(p.k_cache + off);
+          vr[it] = *reinterpret_cast<const uint4*>(p.v_cache + off);
+        }
       }
-      *reinterpret_cast<uint4*>(k_s + j * T::kKStride + c * 8) = kv;
-      *reinterpret_cast<uint4*>(v_s + j * D + c * 8) = vv;
+#pragma unroll
+      for (int it = 0; it < T::kLoadBatch; ++it) {
+        const int i = threadIdx.x + (b0 + it) * T::kThreads;
+        const int j = i / kChunks, c = i % kChunks;
+        *reinterpret_cast<uint4*>(k_s + j * T::kKStride + c * 8) = kr[it];
+        *reinterpret_cast<uint4*>(v_s + j * D + c * 8) = vr[it];
+      }
     }
     __syncthreads();
 
