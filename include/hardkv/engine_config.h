@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <string>
 
+#include "compress/compression_config.h"
+
 namespace hardkv {
 
 struct EngineConfig {
@@ -21,6 +23,17 @@ struct EngineConfig {
   size_t cpu_kv_cache_bytes = size_t{2} << 30;
   bool enable_prefix_caching = true;
   std::string backend = "auto";  // "auto" | "cpu" | "cuda"
+
+  // KV cache mode. "dense": the paged pool above. "hard": HARD-KV head-adaptive compression
+  // (docs/COMPRESSION.md) with `compression`; CPU backend only for now ("auto" resolves to cpu);
+  // no prefix caching in hard mode (compression retires and rewrites the blocks a cached prefix
+  // would share), so enable_prefix_caching is ignored there.
+  std::string kv_mode = "dense";
+  compress::CompressionConfig compression;  // read in hard mode only
+  // Hard mode: head-pages in each layer's condensed pool; -1 = the dense pool's token capacity
+  // per kv-head (so the condensed tier gets as many bytes as the dense tier). When the KV pool is
+  // sized from cpu_kv_cache_bytes, hard mode gives half of it to the dense tier.
+  int num_head_pages = -1;
 
   // Throws Error(kInvalidArgument) naming the bad field and its allowed range.
   void validate() const;

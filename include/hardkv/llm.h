@@ -31,6 +31,12 @@ struct EngineStats {
   int num_used_blocks_now = 0;  // blocks referenced by live requests
   int num_waiting_now = 0;
   int num_running_now = 0;
+  // KV memory by tier (bytes held by live requests now). Dense mode: only dense.
+  std::string kv_mode = "dense";
+  int64_t kv_dense_bytes_now = 0;
+  int64_t kv_condensed_bytes_now = 0;  // hard: head-pages (masked tokens included)
+  int64_t kv_sparse_bytes_now = 0;     // hard: masked part of the condensed bytes (reclaimable)
+  int64_t kv_compression_events = 0;   // hard: events run so far
 };
 
 class LLM {
@@ -69,6 +75,9 @@ class LLM {
 
   const Tokenizer& tokenizer() const;
   EngineStats stats() const;
+  // HARD-KV statistics as JSON (per (layer, head) kept counts and temperatures, memory per tier
+  // over steps, event totals and times); "{}" in dense mode. Written by --stats-out.
+  std::string kv_stats_json() const;
 
  private:
   std::unique_ptr<LLMEngine> engine_;

@@ -143,7 +143,7 @@ void BlockManager::commit(Sequence& seq) {
 }
 
 void BlockManager::free(Sequence& seq) {
-  for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) release(*it);
+  for (auto it = seq.block_table.rbegin(); it != seq.block_table.rend(); ++it) release_block(*it);
   seq.block_table.clear();
   seq.num_computed_tokens = 0;
   seq.num_cached_tokens = 0;
@@ -173,7 +173,7 @@ void BlockManager::take_block(int block_id) {
   free_list_.erase(b.free_pos);
 }
 
-void BlockManager::release(int block_id) {
+void BlockManager::release_block(int block_id) {
   Block& b = blocks_[block_id];
   HARDKV_ASSERT(b.ref_count > 0);
   if (--b.ref_count > 0) return;

@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "engine/kv_space.h"
 #include "engine/sequence.h"
 
 namespace hardkv {
@@ -31,12 +32,21 @@ struct BlockManagerStats {
 // can_append(seq) == true iff may_append(seq) succeeds; a failing act throws kOutOfMemory and
 // changes nothing. Hashes are registered only for full blocks whose K/V has been computed
 // (commit()), so a block is never served from the cache before its contents exist.
-class BlockManager {
+class BlockManager : public KVSpace {
  public:
   BlockManager(int num_blocks, int block_size, bool enable_prefix_caching);
 
-  int num_blocks() const { return static_cast<int>(blocks_.size()); }
-  int block_size() const { return block_size_; }
+  int num_blocks() const override { return static_cast<int>(blocks_.size()); }
+  int block_size() const override { return block_size_; }
+
+  // KVSpace (dense mode): reserves every token of the sequence (max_new / num_new unused).
+  bool can_admit(const Sequence& seq, int) const override { return can_allocate(seq); }
+  void admit(Sequence& seq, int) override { allocate(seq); }
+  bool can_grow(const Sequence& seq, int) const override { return can_append(seq); }
+  void grow(Sequence& seq, int) override { may_append(seq); }
+  void on_computed(Sequence& seq) override { commit(seq); }
+  bool holds(const Sequence& seq) const override { return !seq.block_table.empty(); }
+  void release(Sequence& seq) override { free(seq); }
   bool prefix_caching() const { return prefix_caching_; }
   // Blocks with ref count 0 (cached or not): what allocation can take.
   int num_free_blocks() const { return static_cast<int>(free_list_.size()); }
@@ -79,8 +89,8 @@ class BlockManager {
   std::vector<int> match_prefix(const Sequence& seq) const;
   int blocks_needed_for_allocation(const Sequence& seq, const std::vector<int>& hits) const;
   int take_free_block();  // pops the least recently freed block, dropping its cached identity
-  void take_block(int block_id);  // removes a specific (revived) block from the free list
-  void release(int block_id);
+  void take_block(int block_id);     // removes a specific (revived) block from the free list
+  void release_block(int block_id);  // drops one reference
 
   int block_size_;
   bool prefix_caching_;

@@ -22,6 +22,20 @@ void EngineConfig::validate() const {
                "cpu_kv_cache_bytes must be > 0");
   HARDKV_CHECK(backend == "auto" || backend == "cpu" || backend == "cuda", kInvalidArgument,
                "backend must be auto, cpu or cuda, got '{}'", backend);
+  HARDKV_CHECK(kv_mode == "dense" || kv_mode == "hard", kInvalidArgument,
+               "kv_mode must be dense or hard, got '{}'", kv_mode);
+  HARDKV_CHECK(num_head_pages == -1 || num_head_pages > 0, kInvalidArgument,
+               "num_head_pages must be > 0 (or -1 for automatic), got {}", num_head_pages);
+  if (kv_mode == "hard") {
+    HARDKV_CHECK(backend != "cuda", kInvalidArgument,
+                 "kv_mode hard: HARD-KV runs on the CPU backend only for now (no CUDA kernels "
+                 "yet); use backend cpu (or auto) or kv_mode dense");
+    try {
+      compression.validate();
+    } catch (const Error& e) {
+      HARDKV_THROW(kInvalidArgument, "kv_mode hard: {}", e.message());
+    }
+  }
 }
 
 }  // namespace hardkv

@@ -107,5 +107,6 @@ bool LLM::abort(int64_t request_id) { return engine_->abort(request_id); }
 bool LLM::has_unfinished() const { return engine_->has_unfinished(); }
 const Tokenizer& LLM::tokenizer() const { return engine_->tokenizer(); }
 EngineStats LLM::stats() const { return engine_->stats(); }
+std::string LLM::kv_stats_json() const { return engine_->kv_stats_json(); }
 
 }  // namespace hardkv

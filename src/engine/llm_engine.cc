@@ -26,7 +26,10 @@ size_t utf8_floor(const std::string& text, size_t len) {
 LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     : config_(config), start_(std::chrono::steady_clock::now()) {
   config_.validate();
-  backend_ = make_backend(config_.backend);
+  const bool hard = config_.kv_mode == "hard";
+  backend_ = make_backend(hard && config_.backend == "auto" ? "cpu" : config_.backend);
+  HARDKV_CHECK(!hard || backend_->device() == Device::kCPU, kInvalidArgument,
+               "kv_mode hard: HARD-KV runs on the CPU backend only for now");
   model_ = Model::load(model_dir, *backend_);
   if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
     tokenizer_.emplace(Tokenizer::from_dir(model_dir));
@@ -36,22 +39,39 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
       static_cast<int>(std::min<int64_t>(config_.max_model_len, mc.max_position_embeddings));
   limits_.block_size = config_.kv_block_size;
   limits_.kv_bytes_per_block = model_->kv_bytes_per_block(config_.kv_block_size);
-  limits_.num_kv_blocks = plan_num_kv_blocks(config_, *model_, model_len);
+  EngineConfig sizing = config_;
+  if (hard) sizing.cpu_kv_cache_bytes /= 2;  // the other half: the condensed tier
+  limits_.num_kv_blocks = plan_num_kv_blocks(sizing, *model_, model_len);
   limits_.max_model_len = std::min(model_len, limits_.num_kv_blocks * limits_.block_size);
   limits_.eos_token_ids = mc.eos_token_ids;
   if (limits_.eos_token_ids.empty() && tokenizer_ && tokenizer_->eos_id()) {
     limits_.eos_token_ids.push_back(*tokenizer_->eos_id());
   }
   kv_ = model_->allocate_kv_cache(limits_.num_kv_blocks, limits_.block_size);
-  block_manager_ = std::make_unique<BlockManager>(limits_.num_kv_blocks, limits_.block_size,
-                                                  config_.enable_prefix_caching);
+  KVSpace* space = nullptr;
+  if (hard) {
+    const compress::CompressionConfig& cc = config_.compression;
+    const int64_t tokens_per_head = int64_t{limits_.num_kv_blocks} * limits_.block_size;
+    const int64_t auto_pages =
+        (tokens_per_head + cc.page_size - 1) / cc.page_size * mc.num_kv_heads;
+    const int pages = config_.num_head_pages > 0
+                          ? config_.num_head_pages
+                          : static_cast<int>(std::min<int64_t>(auto_pages, int64_t{1} << 30));
+    hard_kv_ =
+        std::make_unique<HardKVSpace>(mc, cc, limits_.num_kv_blocks, limits_.block_size, pages);
+    space = hard_kv_.get();
+  } else {
+    block_manager_ = std::make_unique<BlockManager>(limits_.num_kv_blocks, limits_.block_size,
+                                                    config_.enable_prefix_caching);
+    space = block_manager_.get();
+  }
   SchedulerConfig sc;
   sc.max_num_seqs = config_.max_num_seqs;
   sc.max_num_batched_tokens = config_.max_num_batched_tokens;
   sc.max_model_len = model_len;
   sc.eos_token_ids = limits_.eos_token_ids;
-  scheduler_ = std::make_unique<Scheduler>(sc, *block_manager_);
-  runner_ = std::make_unique<ModelRunner>(*model_, kv_);
+  scheduler_ = std::make_unique<Scheduler>(sc, *space);
+  runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get());
 }
 
 LLMEngine::~LLMEngine() = default;
@@ -174,6 +194,7 @@ std::vector<RequestOutput> LLMEngine::step() {
                  scheduler_->num_waiting(), scheduler_->num_running());
     const std::vector<int32_t> sampled = runner_->run(out);
     scheduler_->postprocess(out, sampled, now());
+    if (hard_kv_) hard_kv_->end_step(out, kv_);  // compression events between steps
     ++num_steps_;
     size_t k = 0;
     for (const ScheduledSeq& s : out.seqs) {
@@ -231,7 +252,7 @@ std::vector<RequestOutput> LLMEngine::step() {
 
 EngineStats LLMEngine::stats() const {
   EngineStats s;
-  const BlockManagerStats b = block_manager_->stats();
+  const BlockManagerStats b = block_manager_ ? block_manager_->stats() : BlockManagerStats{};
   s.num_steps = num_steps_;
   s.num_preemptions = scheduler_->num_preemptions();
   s.prefix_queried_tokens = b.num_queried_tokens;
@@ -241,9 +262,26 @@ EngineStats LLMEngine::stats() const {
   s.kv_block_size = limits_.block_size;
   s.max_model_len = scheduler_->max_seq_len();
   s.num_used_blocks_now = b.num_used_blocks_now;
+  s.kv_mode = config_.kv_mode;
+  if (hard_kv_) {
+    const kv::KVMemoryUsage u = hard_kv_->kv().total_usage();
+    s.num_used_blocks_now =
+        hard_kv_->dense_pool().num_blocks() - hard_kv_->dense_pool().num_free_blocks();
+    s.kv_dense_bytes_now = u.dense_bytes;
+    s.kv_condensed_bytes_now = u.condensed_bytes;
+    s.kv_sparse_bytes_now = u.sparse_bytes;
+    s.kv_compression_events = hard_kv_->event_totals().events;
+  } else {
+    s.kv_dense_bytes_now = static_cast<int64_t>(b.num_used_blocks_now) *
+                           static_cast<int64_t>(limits_.kv_bytes_per_block);
+  }
   s.num_waiting_now = scheduler_->num_waiting();
   s.num_running_now = scheduler_->num_running();
   return s;
+}
+
+std::string LLMEngine::kv_stats_json() const {
+  return hard_kv_ ? hard_kv_->stats_json() : std::string("{}");
 }
 
 }  // namespace hardkv

@@ -13,6 +13,7 @@
 
 #include "engine/block_manager.h"
 #include "engine/engine_config.h"
+#include "engine/hard_kv_space.h"
 #include "engine/model_runner.h"
 #include "engine/scheduler.h"
 #include "hardkv/llm.h"
@@ -38,6 +39,10 @@ class LLMEngine {
 
   const Tokenizer& tokenizer() const;
   const EngineLimits& limits() const { return limits_; }
+  // HARD-KV state (null in dense mode).
+  const HardKVSpace* hard_kv() const { return hard_kv_.get(); }
+  // JSON statistics of HARD-KV mode (HardKVSpace::stats_json), "{}" in dense mode.
+  std::string kv_stats_json() const;
   EngineStats stats() const;
 
  private:
@@ -63,7 +68,8 @@ class LLMEngine {
   std::optional<Tokenizer> tokenizer_;  // absent when the model dir has no tokenizer.json
   EngineLimits limits_;
   KVCache kv_;
-  std::unique_ptr<BlockManager> block_manager_;
+  std::unique_ptr<BlockManager> block_manager_;  // dense mode
+  std::unique_ptr<HardKVSpace> hard_kv_;         // hard mode
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
   std::unordered_map<int64_t, RequestState> requests_;  // added and not yet returned

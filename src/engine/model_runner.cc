@@ -46,9 +46,10 @@ uint64_t token_rng_seed(uint64_t request_seed, int output_idx) {
 std::vector<int32_t> ModelRunner::run(const SchedulerOutput& out) {
   std::vector<int32_t> sampled;
   if (out.empty()) return sampled;
-  const ForwardBatch batch = build_forward_batch(out, kv_->block_size);
+  const ForwardBatch batch =
+      hard_ ? hard_->begin_step(out) : build_forward_batch(out, kv_->block_size);
   Backend& be = model_->backend();
-  Tensor logits = model_->forward(batch, *kv_);
+  Tensor logits = model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
     Tensor host = be.download(logits);  // F32 [num_samples, vocab]
     HARDKV_ASSERT(host.dim(0) == out.num_samples);

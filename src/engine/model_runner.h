@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "engine/hard_kv_space.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
 
@@ -20,7 +21,9 @@ uint64_t token_rng_seed(uint64_t request_seed, int output_idx);
 
 class ModelRunner {
  public:
-  ModelRunner(Model& model, KVCache& kv) : model_(&model), kv_(&kv) {}
+  // `hard`: HARD-KV mode (its ForwardBatch and attention hook); null = dense mode.
+  ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard = nullptr)
+      : model_(&model), kv_(&kv), hard_(hard) {}
 
   // Runs one step; returns the sampled token of each entry with sample == true, in order.
   std::vector<int32_t> run(const SchedulerOutput& out);
@@ -28,6 +31,7 @@ class ModelRunner {
  private:
   Model* model_;
   KVCache* kv_;
+  HardKVSpace* hard_;
 };
 
 }  // namespace hardkv

@@ -14,14 +14,13 @@ bool contains(const std::vector<int32_t>& ids, int32_t id) {
 }
 }  // namespace
 
-Scheduler::Scheduler(SchedulerConfig config, BlockManager& block_manager)
-    : config_(std::move(config)), block_manager_(&block_manager) {
+Scheduler::Scheduler(SchedulerConfig config, KVSpace& kv_space)
+    : config_(std::move(config)), kv_(&kv_space) {
   HARDKV_CHECK(config_.max_num_seqs > 0, kInvalidArgument, "max_num_seqs must be > 0");
   HARDKV_CHECK(config_.max_num_batched_tokens > 0, kInvalidArgument,
                "max_num_batched_tokens must be > 0");
   HARDKV_CHECK(config_.max_model_len > 1, kInvalidArgument, "max_model_len must be > 1");
-  max_seq_len_ =
-      std::min(config_.max_model_len, block_manager.num_blocks() * block_manager.block_size());
+  max_seq_len_ = std::min(config_.max_model_len, kv_space.num_blocks() * kv_space.block_size());
 }
 
 void Scheduler::add(std::unique_ptr<Sequence> seq, double now) {
@@ -29,7 +28,7 @@ void Scheduler::add(std::unique_ptr<Sequence> seq, double now) {
   HARDKV_CHECK(!live_.count(seq->seq_id), kInvalidArgument, "sequence id {} is already live",
                seq->seq_id);
   const int n = seq->num_prompt_tokens;
-  const int pool_tokens = block_manager_->num_blocks() * block_manager_->block_size();
+  const int pool_tokens = kv_->num_blocks() * kv_->block_size();
   std::string error;
   if (n == 0) {
     error = "empty prompt: a request needs at least one prompt token";
@@ -37,7 +36,7 @@ void Scheduler::add(std::unique_ptr<Sequence> seq, double now) {
     error = fmt::format(
         "prompt of {} tokens does not fit the KV cache ({} blocks x {} tokens = {} tokens, and "
         "one slot is needed per generated token); use a shorter prompt or a larger KV pool",
-        n, block_manager_->num_blocks(), block_manager_->block_size(), pool_tokens);
+        n, kv_->num_blocks(), kv_->block_size(), pool_tokens);
   } else if (n >= config_.max_model_len) {
     error = fmt::format(
         "prompt of {} tokens is too long: max_model_len is {} (prompt + at least one generated "
@@ -76,7 +75,7 @@ SchedulerOutput Scheduler::schedule(double now) {
     const int n = std::min(seq->num_uncomputed_tokens(), budget);
     HARDKV_ASSERT(n > 0);
     bool preempted_self = false;
-    while (!block_manager_->can_append(*seq)) {
+    while (!kv_->can_grow(*seq, n)) {
       if (!queue.empty()) {
         preempt(queue.back());
         queue.pop_back();
@@ -91,7 +90,7 @@ SchedulerOutput Scheduler::schedule(double now) {
       ++out.num_preempted;
       break;
     }
-    block_manager_->may_append(*seq);
+    kv_->grow(*seq, n);
     const bool sample = seq->num_computed_tokens + n == seq->num_tokens();
     out.seqs.push_back({seq, n, sample});
     out.num_tokens += n;
@@ -108,9 +107,9 @@ SchedulerOutput Scheduler::schedule(double now) {
   while (out.num_preempted == 0 && !waiting_.empty() && budget > 0 &&
          static_cast<int>(running_.size()) < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
-    if (!block_manager_->can_allocate(*seq)) break;
+    if (!kv_->can_admit(*seq, budget)) break;
     waiting_.pop_front();
-    block_manager_->allocate(*seq);
+    kv_->admit(*seq, budget);
     if (seq->metrics.first_scheduled_time < 0) {
       seq->metrics.first_scheduled_time = now;
       seq->metrics.num_cached_prompt_tokens = seq->num_cached_tokens;
@@ -137,7 +136,7 @@ void Scheduler::postprocess(const SchedulerOutput& out, std::span<const int32_t>
     HARDKV_ASSERT(seq->status == SequenceStatus::kRunning);
     seq->num_computed_tokens += s.num_new_tokens;
     HARDKV_ASSERT(seq->num_computed_tokens <= seq->num_tokens());
-    block_manager_->commit(*seq);
+    kv_->on_computed(*seq);
     if (!s.sample) continue;
     seq->append_token(sampled[k++]);
     if (seq->metrics.first_token_time < 0) seq->metrics.first_token_time = now;
@@ -176,7 +175,7 @@ std::vector<std::unique_ptr<Sequence>> Scheduler::take_finished() {
 
 void Scheduler::preempt(Sequence* seq) {
   // Recompute later: drop the KV (cached full blocks stay revivable) and wait again in order.
-  block_manager_->free(*seq);
+  kv_->release(*seq);
   seq->status = SequenceStatus::kWaiting;
   ++seq->metrics.num_preemptions;
   ++num_preemptions_;
@@ -197,7 +196,7 @@ void Scheduler::finish_seq(Sequence* seq, FinishReason reason, double now) {
   } else {
     waiting_.erase(std::find(waiting_.begin(), waiting_.end(), seq));
   }
-  if (!seq->block_table.empty()) block_manager_->free(*seq);
+  if (kv_->holds(*seq)) kv_->release(*seq);
   seq->status = SequenceStatus::kFinished;
   seq->finish_reason = reason;
   seq->metrics.finish_time = now;

@@ -11,7 +11,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "engine/block_manager.h"
+#include "engine/block_manager.h"  // the dense-mode KVSpace (callers construct it with this)
+#include "engine/kv_space.h"
 #include "engine/sequence.h"
 
 namespace hardkv {
@@ -44,7 +45,7 @@ struct SchedulerOutput {
 // take_finished() exactly once (finished, aborted or with an error); none is ever dropped.
 class Scheduler {
  public:
-  Scheduler(SchedulerConfig config, BlockManager& block_manager);
+  Scheduler(SchedulerConfig config, KVSpace& kv_space);
 
   // Takes ownership. A sequence that can never run (empty prompt, prompt too long for
   // max_model_len or for the whole KV pool) is finished at once with an error.
@@ -79,7 +80,7 @@ class Scheduler {
   FinishReason stop_reason(const Sequence& seq) const;
 
   SchedulerConfig config_;
-  BlockManager* block_manager_;
+  KVSpace* kv_;
   int max_seq_len_;
   std::unordered_map<int64_t, std::unique_ptr<Sequence>> live_;
   std::deque<Sequence*> waiting_;   // admission order (oldest first); preempted go back in order

@@ -3,6 +3,7 @@
 #include "kv/compression_event.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "core/error.h"
@@ -54,6 +55,8 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   CompressionEventResult result;
   std::vector<LayerPlan> plans(L);
 
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point t_select = Clock::now();
   // Phase 1: select (no mutation).
   for (int l = 0; l < L; ++l) {
     const int num_obs = s.obs.count(l);
@@ -141,6 +144,8 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
     }
   }
 
+  const Clock::time_point t_apply = Clock::now();
+  result.select_seconds = std::chrono::duration<double>(t_apply - t_select).count();
   // Phase 2: the page pools must hold the result; under pressure, rewrite every masked head.
   for (int l = 0; l < L; ++l) {
     auto net_pages = [&] {
@@ -193,6 +198,7 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   kv.retire_dense_before(seq_id, move_end);
   result.dense_blocks_freed = blocks_before - static_cast<int64_t>(s.dense_blocks.size());
   kv.note_event(seq_id);
+  result.apply_seconds = std::chrono::duration<double>(Clock::now() - t_apply).count();
   return result;
 }
 

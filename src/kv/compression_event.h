@@ -34,6 +34,8 @@ struct CompressionEventResult {
   int64_t num_rewrites = 0;     // heads rewritten compactly
   int64_t pages_freed = 0;      // by rewrites
   int64_t dense_blocks_freed = 0;
+  double select_seconds = 0;  // phase 1: gathering candidates + scoring + allocation (wall time)
+  double apply_seconds = 0;   // phases 2-3: page check, masks, rewrites, appends, dense retire
 };
 
 // Runs one event. Requirements: every layer has >= 1 observation row; K/V of all num_tokens

@@ -115,7 +115,7 @@ KVCache Model::allocate_kv_cache(int num_blocks, int block_size) const {
   return kv;
 }
 
-Tensor Model::forward(const ForwardBatch& b, KVCache& kv) {
+Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
   Backend& be = *backend_;
   const ModelConfig& c = config_;
   const int64_t num_tokens = static_cast<int64_t>(b.token_ids.size());
@@ -197,7 +197,11 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv) {
     be.rope(q, positions, rope_cos_sin_);
     be.rope(k, positions, rope_cos_sin_);
     be.kv_store(k, v, slots, kv.k[i], kv.v[i]);
-    be.attention(q, kv.k[i], kv.v[i], meta, scale, attn);
+    if (hook) {
+      hook->attend(static_cast<int>(i), q, kv.k[i], kv.v[i], meta, scale, attn);
+    } else {
+      be.attention(q, kv.k[i], kv.v[i], meta, scale, attn);
+    }
     Tensor attn2 = attn.reshape({num_tokens, hq * hd});
     be.linear(attn2, l.wo, opt(l.bo), h);
     be.add_rms_norm(h, residual, l.post_norm, eps);

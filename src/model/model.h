@@ -34,6 +34,16 @@ struct ForwardBatch {
   std::vector<int32_t> logits_indices;  // [num_logits] rows of token_ids whose logits are wanted
 };
 
+// Replaces the paged attention of every layer (HARD-KV's tiered attention): called after RoPE and
+// kv_store with the layer's post-RoPE queries q [num_tokens, Hq, head_dim], its paged cache and the
+// step's metadata; writes out [num_tokens, Hq, head_dim]. Null in Model::forward = paged attention.
+class AttentionHook {
+ public:
+  virtual ~AttentionHook() = default;
+  virtual void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
+                      const AttentionMeta& meta, float scale, Tensor& out) = 0;
+};
+
 class Model {
  public:
   // Reads config.json + safetensors from `model_dir`, checks every tensor's name, shape and dtype
@@ -48,8 +58,9 @@ class Model {
   KVCache allocate_kv_cache(int num_blocks, int block_size) const;
 
   // One step; returns F32 logits [logits_indices.size(), vocab_size] on the backend (valid until
-  // the backend's next release_scratch()).
-  Tensor forward(const ForwardBatch& batch, KVCache& kv);
+  // the backend's next release_scratch()). `hook`, when set, runs each layer's attention in place
+  // of Backend::attention.
+  Tensor forward(const ForwardBatch& batch, KVCache& kv, AttentionHook* hook = nullptr);
 
  private:
   struct Layer;

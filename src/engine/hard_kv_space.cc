@@ -1,0 +1,242 @@
+// HardKVSpace: HARD-KV's KVSpace, step batch + attention hook, compression events and statistics.
+#include "engine/hard_kv_space.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "kv/compression_event.h"
+#include "kv/model_hooks.h"
+
+namespace hardkv {
+
+// Per layer: observation queries into the ring, then attention over the tiers (host fp32).
+class HardKVSpace::Hook : public AttentionHook {
+ public:
+  explicit Hook(kv::HeadwiseKV& kv) : kv_(&kv) {}
+  void set_step(std::vector<int64_t> seq_ids, std::vector<int32_t> query_indptr,
+                kv::TieredAttentionMeta meta) {
+    seq_ids_ = std::move(seq_ids);
+    query_indptr_ = std::move(query_indptr);
+    meta_ = std::move(meta);
+  }
+  void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
+              const AttentionMeta& /*paged meta: unused*/, float scale, Tensor& out) override {
+    HARDKV_CHECK(q.dtype() == DType::kF32 && q.device() == Device::kCPU, kInvalidArgument,
+                 "HARD-KV attention needs host F32 activations (the CPU backend)");
+    kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, q.data_as<const float>());
+    kv::tiered_attention_layer(*kv_, meta_, layer_idx, q.data_as<const float>(),
+                               k_cache.data_as<const float>(), v_cache.data_as<const float>(),
+                               scale, out.data_as<float>());
+  }
+
+ private:
+  kv::HeadwiseKV* kv_;
+  std::vector<int64_t> seq_ids_;
+  std::vector<int32_t> query_indptr_;
+  kv::TieredAttentionMeta meta_;
+};
+
+HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config,
+                         int num_blocks, int block_size, int num_pages_per_layer)
+    : pool_(std::make_unique<kv::DenseBlockPool>(num_blocks, block_size)),
+      compressor_(config, static_cast<int>(model.num_layers)),
+      selection_(static_cast<int>(model.num_layers), static_cast<int>(model.num_kv_heads)),
+      num_pages_per_layer_(num_pages_per_layer) {
+  kv::HeadwiseKVConfig kc;
+  kc.num_layers = static_cast<int>(model.num_layers);
+  kc.num_kv_heads = static_cast<int>(model.num_kv_heads);
+  kc.num_q_heads = static_cast<int>(model.num_heads);
+  kc.head_dim = static_cast<int>(model.head_dim);
+  kc.page_size = config.page_size;
+  kc.num_pages = num_pages_per_layer;
+  kc.obs_window = config.obs_window;
+  kc.kv_elem_bytes = 4;  // the CPU backend's F32 cache
+  kv_ = std::make_unique<kv::HeadwiseKV>(kc, *pool_);
+  hook_ = std::make_unique<Hook>(*kv_);
+}
+
+HardKVSpace::~HardKVSpace() {
+  hook_.reset();
+  kv_.reset();  // returns every block to pool_ before it goes
+}
+
+AttentionHook& HardKVSpace::hook() { return *hook_; }
+
+bool HardKVSpace::can_admit(const Sequence& seq, int max_new) const {
+  const int n = std::min(seq.num_tokens(), max_new);
+  return !kv_->has_sequence(seq.seq_id) && n > 0 && blocks_for(n) <= pool_->num_free_blocks();
+}
+
+void HardKVSpace::admit(Sequence& seq, int max_new) {
+  HARDKV_CHECK(can_admit(seq, max_new), kOutOfMemory,
+               "sequence {}: the dense pool has {} free blocks, admission needs {}", seq.seq_id,
+               pool_->num_free_blocks(), blocks_for(std::min(seq.num_tokens(), max_new)));
+  kv_->add_sequence(seq.seq_id);
+  kv_->append_tokens(seq.seq_id, std::min(seq.num_tokens(), max_new));
+  live_ids_.insert(seq.seq_id);
+  seq.num_computed_tokens = 0;
+  seq.num_cached_tokens = 0;
+}
+
+bool HardKVSpace::can_grow(const Sequence& seq, int num_new) const {
+  return kv_->can_append(seq.seq_id, num_new);
+}
+
+void HardKVSpace::grow(Sequence& seq, int num_new) {
+  HARDKV_ASSERT(kv_->sequence(seq.seq_id).num_tokens == seq.num_computed_tokens);
+  kv_->append_tokens(seq.seq_id, num_new);
+}
+
+void HardKVSpace::release(Sequence& seq) {
+  kv_->free_sequence(seq.seq_id);
+  live_ids_.erase(seq.seq_id);
+  seq.num_computed_tokens = 0;
+  seq.num_cached_tokens = 0;
+  seq.num_hashed_blocks = 0;
+  seq.block_table.clear();
+}
+
+ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
+  ForwardBatch b;
+  b.query_indptr.push_back(0);
+  b.block_indptr.push_back(0);
+  std::vector<int64_t> seq_ids;
+  std::vector<int32_t> q_lens;
+  for (const ScheduledSeq& s : out.seqs) {
+    const Sequence& seq = *s.seq;
+    const int begin = seq.num_computed_tokens;
+    const int end = begin + s.num_new_tokens;
+    HARDKV_ASSERT(kv_->sequence(seq.seq_id).num_tokens == end);
+    for (int p = begin; p < end; ++p) {
+      b.token_ids.push_back(seq.token_ids[p]);
+      b.positions.push_back(p);
+      b.slot_mapping.push_back(kv_->dense_slot(seq.seq_id, p));
+    }
+    b.query_indptr.push_back(static_cast<int32_t>(b.token_ids.size()));
+    b.kv_lens.push_back(end);
+    b.block_indptr.push_back(0);
+    if (s.sample) b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    seq_ids.push_back(seq.seq_id);
+    q_lens.push_back(s.num_new_tokens);
+  }
+  kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens);
+  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta));
+  return b;
+}
+
+void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
+  ++num_steps_;
+  const compress::CompressionConfig& cc = compressor_.config();
+  kv::DenseKVView view;
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    view.k.push_back(cache.k[l].data_as<const float>());
+    view.v.push_back(cache.v[l].data_as<const float>());
+  }
+  for (const ScheduledSeq& s : out.seqs) {
+    const Sequence& seq = *s.seq;
+    if (seq.is_finished() || !kv_->has_sequence(seq.seq_id)) continue;
+    if (seq.num_computed_tokens < seq.num_prompt_tokens) continue;  // mid chunked prefill
+    if (!kv_->due_for_compression(seq.seq_id, cc.budget, cc.interval)) continue;
+    kv::CompressionEventResult r;
+    try {
+      r = kv::run_compression_event(*kv_, seq.seq_id, view, compressor_);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kOutOfMemory) throw;
+      ++totals_.pressure_retries;
+      try {
+        kv::CompressionEventOptions opt;
+        opt.memory_pressure = true;
+        r = kv::run_compression_event(*kv_, seq.seq_id, view, compressor_, opt);
+      } catch (const Error& e2) {
+        if (e2.kind() != ErrorKind::kOutOfMemory) throw;
+        ++totals_.failed;  // the sequence keeps its dense tier; retried after the next step
+        continue;
+      }
+    }
+    ++totals_.events;
+    totals_.candidates += r.num_candidates;
+    totals_.tokens_appended += r.tokens_appended;
+    totals_.tokens_dropped += r.tokens_dropped;
+    totals_.tokens_masked += r.tokens_masked;
+    totals_.tokens_unmasked += r.tokens_unmasked;
+    totals_.rewrites += r.num_rewrites;
+    totals_.pages_freed += r.pages_freed;
+    totals_.dense_blocks_freed += r.dense_blocks_freed;
+    totals_.select_seconds += r.select_seconds;
+    totals_.apply_seconds += r.apply_seconds;
+    for (size_t l = 0; l < r.layers.size(); ++l) {
+      selection_.record(static_cast<int>(l), r.layers[l].heads);
+    }
+  }
+  const kv::KVMemoryUsage u = kv_->total_usage();
+  HardKVMemorySample m;
+  m.step = num_steps_;
+  m.num_sequences = kv_->num_sequences();
+  m.dense_bytes = u.dense_bytes;
+  m.condensed_bytes = u.condensed_bytes;
+  m.sparse_bytes = u.sparse_bytes;
+  const kv::HeadwiseKVConfig& kc = kv_->config();
+  int64_t tokens = 0;
+  for (int64_t id : live_ids_) tokens += kv_->sequence(id).num_tokens;
+  m.dense_equivalent_bytes = tokens * kc.num_layers * kc.num_kv_heads * kc.bytes_per_token_head();
+  samples_.push_back(m);
+}
+
+std::string HardKVSpace::stats_json() const {
+  nlohmann::json j;
+  j["kv_mode"] = "hard";
+  j["compression"] = compressor_.config().to_json();
+  j["selection"] = selection_.to_json();
+  const HardKVEventTotals& t = totals_;
+  j["events"] = {{"count", t.events},
+                 {"failed", t.failed},
+                 {"pressure_retries", t.pressure_retries},
+                 {"candidates", t.candidates},
+                 {"tokens_appended", t.tokens_appended},
+                 {"tokens_dropped", t.tokens_dropped},
+                 {"tokens_masked", t.tokens_masked},
+                 {"tokens_unmasked", t.tokens_unmasked},
+                 {"rewrites", t.rewrites},
+                 {"pages_freed", t.pages_freed},
+                 {"dense_blocks_freed", t.dense_blocks_freed},
+                 {"select_seconds", t.select_seconds},
+                 {"apply_seconds", t.apply_seconds}};
+  nlohmann::json mem;
+  std::vector<int64_t> step, nseq, dense, cond, sparse, total, equiv;
+  HardKVMemorySample peak;
+  for (const HardKVMemorySample& m : samples_) {
+    step.push_back(m.step);
+    nseq.push_back(m.num_sequences);
+    dense.push_back(m.dense_bytes);
+    cond.push_back(m.condensed_bytes);
+    sparse.push_back(m.sparse_bytes);
+    total.push_back(m.dense_bytes + m.condensed_bytes);
+    equiv.push_back(m.dense_equivalent_bytes);
+    if (m.dense_bytes + m.condensed_bytes > peak.dense_bytes + peak.condensed_bytes) peak = m;
+  }
+  mem["step"] = step;
+  mem["num_sequences"] = nseq;
+  mem["dense_bytes"] = dense;
+  mem["condensed_bytes"] = cond;
+  mem["sparse_bytes"] = sparse;
+  mem["total_bytes"] = total;
+  mem["dense_equivalent_bytes"] = equiv;
+  j["memory"] = mem;
+  j["memory_peak"] = {{"step", peak.step},
+                      {"dense_bytes", peak.dense_bytes},
+                      {"condensed_bytes", peak.condensed_bytes},
+                      {"sparse_bytes", peak.sparse_bytes},
+                      {"total_bytes", peak.dense_bytes + peak.condensed_bytes}};
+  const kv::HeadwiseKVConfig& kc = kv_->config();
+  j["pool"] = {{"dense_blocks", pool_->num_blocks()},
+               {"dense_block_size", pool_->block_size()},
+               {"head_pages_per_layer", num_pages_per_layer_},
+               {"page_size", kc.page_size},
+               {"num_layers", kc.num_layers},
+               {"num_kv_heads", kc.num_kv_heads},
+               {"bytes_per_token_head", kc.bytes_per_token_head()}};
+  return j.dump();
+}
+
+}  // namespace hardkv
