@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
+#include "tokenizer/utf8.h"
 
 namespace hardkv {
 namespace {
@@ -37,7 +38,9 @@ BpeModel::BpeModel(BpeModel&& other) noexcept
     : vocab_(std::move(other.vocab_)),
       id_to_token_(std::move(other.id_to_token_)),
       merges_(std::move(other.merges_)),
+      byte_level_(other.byte_level_),
       byte_id_(other.byte_id_),
+      fallback_id_(other.fallback_id_),
       unk_id_(other.unk_id_),
       fuse_unk_(other.fuse_unk_),
       ignore_merges_(other.ignore_merges_) {}
@@ -46,7 +49,9 @@ BpeModel& BpeModel::operator=(BpeModel&& other) noexcept {
   vocab_ = std::move(other.vocab_);
   id_to_token_ = std::move(other.id_to_token_);
   merges_ = std::move(other.merges_);
+  byte_level_ = other.byte_level_;
   byte_id_ = other.byte_id_;
+  fallback_id_ = other.fallback_id_;
   unk_id_ = other.unk_id_;
   fuse_unk_ = other.fuse_unk_;
   ignore_merges_ = other.ignore_merges_;
@@ -54,7 +59,7 @@ BpeModel& BpeModel::operator=(BpeModel&& other) noexcept {
   return *this;
 }
 
-BpeModel BpeModel::from_json(const nlohmann::json& model) {
+BpeModel BpeModel::from_json(const nlohmann::json& model, bool byte_level) {
   HARDKV_CHECK(model.is_object(), kBadFile, "\"model\" must be an object");
   HARDKV_CHECK(model.contains("type") && model["type"].is_string(), kBadFile,
                "\"model\" has no \"type\"");
@@ -71,10 +76,6 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
       HARDKV_CHECK(model[key].is_string() && model[key].get<std::string>().empty(), kUnsupported,
                    "BPE option \"{}\" is not supported", key);
     }
-  }
-  if (model.contains("byte_fallback") && model["byte_fallback"].is_boolean()) {
-    HARDKV_CHECK(!model["byte_fallback"].get<bool>(), kUnsupported,
-                 "BPE byte_fallback (SentencePiece-style BPE) is not supported");
   }
 
   BpeModel bpe;
@@ -117,10 +118,16 @@ BpeModel BpeModel::from_json(const nlohmann::json& model) {
                                  Merge{static_cast<int32_t>(i), merged_it->second});
   }
 
-  const ByteLevel& byte_level = ByteLevel::get();
+  bpe.byte_level_ = byte_level;
+  const bool byte_fallback = model.contains("byte_fallback") &&
+                             model["byte_fallback"].is_boolean() &&
+                             model["byte_fallback"].get<bool>();
   for (int b = 0; b < 256; ++b) {
-    const auto it = bpe.vocab_.find(byte_level.encode_byte(static_cast<uint8_t>(b)));
+    const auto it = bpe.vocab_.find(ByteLevel::get().encode_byte(static_cast<uint8_t>(b)));
     bpe.byte_id_[b] = it == bpe.vocab_.end() ? -1 : it->second;
+    const auto fallback_it = bpe.vocab_.find(fmt::format("<0x{:02X}>", b));
+    bpe.fallback_id_[b] =
+        byte_fallback && fallback_it != bpe.vocab_.end() ? fallback_it->second : -1;
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const auto it = bpe.vocab_.find(model["unk_token"].get<std::string>());
@@ -188,6 +195,43 @@ void BpeModel::merge_symbols(std::vector<int32_t>& symbols) const {
   symbols.resize(out);
 }
 
+void BpeModel::initial_symbols(std::string_view piece, std::vector<int32_t>& symbols) const {
+  symbols.reserve(piece.size());
+  // A character missing from the vocab: its <0xXX> byte tokens (byte_fallback), else unk (one for
+  // a run with fuse_unk), else nothing (as HF, which drops it).
+  const auto unknown = [&](std::string_view bytes) {
+    bool all_bytes = true;
+    for (char c : bytes) all_bytes = all_bytes && fallback_id_[static_cast<uint8_t>(c)] >= 0;
+    if (all_bytes) {
+      for (char c : bytes) symbols.push_back(fallback_id_[static_cast<uint8_t>(c)]);
+    } else if (unk_id_ && !(fuse_unk_ && !symbols.empty() && symbols.back() == *unk_id_)) {
+      symbols.push_back(*unk_id_);
+    }
+  };
+  if (byte_level_) {
+    for (size_t i = 0; i < piece.size(); ++i) {
+      const int32_t id = byte_id_[static_cast<uint8_t>(piece[i])];
+      if (id >= 0) {
+        symbols.push_back(id);
+      } else {
+        unknown(piece.substr(i, 1));
+      }
+    }
+    return;
+  }
+  for (size_t pos = 0; pos < piece.size();) {
+    char32_t cp = 0;
+    const size_t len = static_cast<size_t>(utf8::decode_char(piece, pos, cp));
+    const auto it = vocab_.find(piece.substr(pos, len));
+    if (it != vocab_.end()) {
+      symbols.push_back(it->second);
+    } else {
+      unknown(piece.substr(pos, len));
+    }
+    pos += len;
+  }
+}
+
 void BpeModel::encode_piece(std::string_view piece_bytes, std::vector<int32_t>& ids) const {
   const bool cacheable = piece_bytes.size() <= kMaxCachedPieceBytes;
   if (cacheable) {
@@ -200,21 +244,12 @@ void BpeModel::encode_piece(std::string_view piece_bytes, std::vector<int32_t>& 
   }
   std::vector<int32_t> symbols;
   if (ignore_merges_) {
-    const auto it = vocab_.find(ByteLevel::get().encode(piece_bytes));
+    const auto it =
+        byte_level_ ? vocab_.find(ByteLevel::get().encode(piece_bytes)) : vocab_.find(piece_bytes);
     if (it != vocab_.end()) symbols.push_back(it->second);
   }
   if (symbols.empty()) {
-    symbols.reserve(piece_bytes.size());
-    for (char c : piece_bytes) {
-      const int32_t id = byte_id_[static_cast<uint8_t>(c)];
-      if (id >= 0) {
-        symbols.push_back(id);
-      } else if (unk_id_) {  // no unk: HF drops characters missing from the vocab
-        if (!(fuse_unk_ && !symbols.empty() && symbols.back() == *unk_id_)) {
-          symbols.push_back(*unk_id_);
-        }
-      }
-    }
+    initial_symbols(piece_bytes, symbols);
     merge_symbols(symbols);
   }
   ids.insert(ids.end(), symbols.begin(), symbols.end());

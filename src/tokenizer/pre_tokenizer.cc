@@ -77,10 +77,7 @@ std::vector<Span> apply_behavior(const std::vector<Span>& spans, SplitBehavior b
 
 PreTokenizer PreTokenizer::from_json(const nlohmann::json& spec) {
   PreTokenizer p;
-  bool has_byte_level = false;
-  p.add_spec(spec, has_byte_level);
-  HARDKV_CHECK(has_byte_level, kUnsupported,
-               "pre_tokenizer has no ByteLevel step; hardkv implements byte-level BPE only");
+  if (!spec.is_null()) p.add_spec(spec, p.byte_level_);
   return p;
 }
 

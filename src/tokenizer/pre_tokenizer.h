@@ -1,6 +1,6 @@
-// tokenizer.json "pre_tokenizer" for byte-level BPE: Split (regex or literal pattern, all five
-// behaviours, invert), ByteLevel (optional GPT-2 regex and add_prefix_space) and Sequence.
-// The pre-tokenizer must contain a ByteLevel step: hardkv implements byte-level BPE only.
+// tokenizer.json "pre_tokenizer": Split (regex or literal pattern, all five behaviours, invert),
+// ByteLevel (optional GPT-2 regex and add_prefix_space) and Sequence; null (SentencePiece-style
+// BPE) leaves each text segment whole. A ByteLevel step makes the model byte-level.
 #pragma once
 
 #include <memory>
@@ -26,6 +26,8 @@ class PreTokenizer {
 
   // Splits one text segment (between added tokens, already normalised) into pre-tokens.
   void split(std::string_view text, std::vector<std::string>& pieces) const;
+  // Whether a ByteLevel step maps text to GPT-2's byte alphabet before the model sees it.
+  bool is_byte_level() const { return byte_level_; }
 
  private:
   struct Step {
@@ -36,6 +38,7 @@ class PreTokenizer {
   };
   void add_spec(const nlohmann::json& spec, bool& has_byte_level);
   std::vector<Step> steps_;
+  bool byte_level_ = false;
 };
 
 }  // namespace hardkv

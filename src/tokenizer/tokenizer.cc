@@ -2,6 +2,9 @@
 // post-processor), decode, and the public accessors.
 #include "tokenizer/tokenizer.h"
 
+#include <cctype>
+#include <string>
+
 #include "core/error.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/tokenizer_impl.h"
@@ -16,12 +19,29 @@ void TokenizerImpl::finish_loading() {
   vocab_size_ = max_id + 1;
   id_bytes_.assign(vocab_size_, std::string());
   special_.assign(vocab_size_, 0);
-  const ByteLevel& byte_level = ByteLevel::get();
-  // HF's ByteLevel decoder maps each character back to its byte; a token with a character outside
-  // the byte alphabet (e.g. an added token with a raw space) is taken verbatim.
-  const auto token_bytes = [&](const std::string& token) {
-    std::optional<std::string> bytes = byte_level.decode(token);
-    return bytes ? std::move(*bytes) : token;
+  const auto token_bytes = [&](const std::string& token) -> std::string {
+    if (decoder_.byte_level) {
+      // HF's ByteLevel decoder maps each character back to its byte; a token with a character
+      // outside the byte alphabet (e.g. an added token with a raw space) is taken verbatim.
+      std::optional<std::string> bytes = ByteLevel::get().decode(token);
+      return bytes ? std::move(*bytes) : token;
+    }
+    // SentencePiece style: Replace steps, then ByteFallback turns "<0xXX>" into byte XX.
+    std::string text = token;
+    for (const auto& [from, to] : decoder_.replacements) {
+      std::string replaced;
+      size_t pos = 0;
+      for (size_t hit; (hit = text.find(from, pos)) != std::string::npos; pos = hit + from.size()) {
+        replaced.append(text, pos, hit - pos).append(to);
+      }
+      text = replaced.append(text, pos, std::string::npos);
+    }
+    if (decoder_.byte_fallback && text.size() == 6 && text.rfind("<0x", 0) == 0 && text[5] == '>' &&
+        std::isxdigit(static_cast<unsigned char>(text[3])) &&
+        std::isxdigit(static_cast<unsigned char>(text[4]))) {
+      return std::string(1, static_cast<char>(std::stoi(text.substr(3, 2), nullptr, 16)));
+    }
+    return text;
   };
   const auto& vocab = model_.id_to_token();
   for (size_t id = 0; id < vocab.size(); ++id) {
@@ -31,6 +51,18 @@ void TokenizerImpl::finish_loading() {
     id_bytes_[t.id] = token_bytes(t.content);
     special_[t.id] = t.special ? 1 : 0;
   }
+}
+
+int TokenizerImpl::strip_leading(std::string& bytes, int budget) const {
+  size_t cut = 0;
+  while (budget > 0 && cut < bytes.size() && bytes[cut] == decoder_.strip_char) {
+    ++cut;
+    --budget;
+  }
+  // Once a different byte starts the text, nothing more is stripped.
+  if (cut < bytes.size()) budget = 0;
+  bytes.erase(0, cut);
+  return budget;
 }
 
 void TokenizerImpl::apply_config(const TokenizerConfig& config) {
@@ -118,6 +150,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::string bytes;
   for (int32_t id : ids) impl_->append_token_bytes(id, skip_special_tokens, bytes);
+  impl_->strip_leading(bytes, impl_->decoder_.strip_start);
   std::string text;
   text.reserve(bytes.size());
   utf8::append_lossy(bytes, text, /*hold_incomplete_tail=*/false);

@@ -1,5 +1,6 @@
-// Tokenizer: HuggingFace tokenizer.json byte-level BPE (Qwen2/Qwen3 and Llama-3 pre-tokenizers),
-// with added/special tokens, encode, decode and an incremental detokenizer for streaming.
+// Tokenizer: HuggingFace tokenizer.json BPE — byte-level (Qwen2/Qwen3, Llama-3, GPT-2 style
+// pre-tokenizers) and SentencePiece-style with byte fallback (Llama-2, TinyLlama) — with
+// added/special tokens, encode, decode and an incremental detokenizer for streaming.
 #pragma once
 
 #include <cstdint>
@@ -66,7 +67,8 @@ class IncrementalDetokenizer {
  private:
   const Tokenizer* tokenizer_;
   bool skip_special_;
-  std::string pending_;  // bytes of an incomplete UTF-8 character
+  std::string pending_;   // bytes of an incomplete UTF-8 character
+  int strip_budget_ = 0;  // leading characters the decoder still strips (SentencePiece style)
 };
 
 }  // namespace hardkv

@@ -24,6 +24,18 @@ struct TokenizerConfig {
   std::string chat_template;
 };
 
+// tokenizer.json "decoder", reduced to what decoding one token at a time needs.
+struct DecoderSpec {
+  bool byte_level = true;  // GPT-2 byte alphabet back to bytes (ByteLevel)
+  // Otherwise (SentencePiece style): literal replacements in each token (Replace, e.g. "▁" -> " "),
+  // <0xXX> tokens as bytes (ByteFallback), then up to strip_start leading strip_char removed from
+  // the start of the decoded text (Strip, or Metaspace's first-token prefix space).
+  std::vector<std::pair<std::string, std::string>> replacements;
+  bool byte_fallback = false;
+  int strip_start = 0;
+  char strip_char = ' ';
+};
+
 class TokenizerImpl {
  public:
   TokenizerImpl(std::string path, Normalizer normalizer, PreTokenizer pre_tokenizer, BpeModel model,
@@ -38,7 +50,10 @@ class TokenizerImpl {
                               bool parse_special_tokens) const;
   // Appends the bytes that `id` decodes to (nothing for unknown ids, or skipped special tokens).
   void append_token_bytes(int32_t id, bool skip_special, std::string& out) const;
-  // Builds the id tables; called once after the post-processor and config are set.
+  // Removes the decoder's leading strip characters from decoded bytes that start the output;
+  // returns how many of the strip_start budget remain (bytes may not have reached it yet).
+  int strip_leading(std::string& bytes, int budget) const;
+  // Builds the id tables; called once after the post-processor and decoder are set.
   void finish_loading();
   // Applies tokenizer_config.json (bos/eos tokens, add_bos_token, chat template).
   void apply_config(const TokenizerConfig& config);
@@ -51,6 +66,7 @@ class TokenizerImpl {
   // Post-processor: ids around the sequence when add_special_tokens (TemplateProcessing "single").
   bool has_template_ = false;
   std::vector<int32_t> prefix_ids_, suffix_ids_;
+  DecoderSpec decoder_;
 
   int32_t vocab_size_ = 0;
   std::vector<std::string> id_bytes_;  // [vocab_size_] decoded bytes of each id

@@ -113,18 +113,48 @@ void parse_post_processor(const nlohmann::json& spec, TokenizerImpl& impl) {
   HARDKV_THROW(kUnsupported, "post_processor type \"{}\" is not supported", type);
 }
 
-void check_decoder(const nlohmann::json& spec) {
-  if (spec.is_null()) return;  // byte-level pre-tokenizer: decoding is byte-level regardless
+void parse_decoder(const nlohmann::json& spec, DecoderSpec& decoder) {
   HARDKV_CHECK(spec.is_object() && spec.contains("type") && spec["type"].is_string(), kBadFile,
                "decoder must be null or an object with a \"type\"");
   const std::string type = spec["type"].get<std::string>();
-  if (type == "ByteLevel") return;
-  if (type == "Sequence") {
-    for (const auto& sub : field_or_null(spec, "decoders")) check_decoder(sub);
-    return;
+  if (type == "ByteLevel") {
+    decoder.byte_level = true;
+  } else if (type == "Sequence") {
+    for (const auto& sub : field_or_null(spec, "decoders")) parse_decoder(sub, decoder);
+  } else if (type == "Replace") {
+    const auto& pattern = field_or_null(spec, "pattern");
+    HARDKV_CHECK(pattern.is_object() && pattern.contains("String") &&
+                     pattern["String"].is_string() && !pattern["String"].get<std::string>().empty(),
+                 kUnsupported, "decoder Replace needs a literal \"String\" pattern");
+    decoder.byte_level = false;
+    decoder.replacements.emplace_back(pattern["String"].get<std::string>(),
+                                      spec.at("content").get<std::string>());
+  } else if (type == "ByteFallback") {
+    decoder.byte_level = false;
+    decoder.byte_fallback = true;
+  } else if (type == "Fuse") {
+    decoder.byte_level = false;  // tokens are concatenated anyway
+  } else if (type == "Strip") {
+    const std::string content = spec.at("content").get<std::string>();
+    HARDKV_CHECK(content.size() == 1 && spec.value("stop", 0) == 0, kUnsupported,
+                 "decoder Strip is supported with a one-byte content and stop = 0 only");
+    decoder.byte_level = false;
+    decoder.strip_char = content[0];
+    decoder.strip_start = spec.value("start", 0);
+  } else if (type == "Metaspace") {
+    const std::string replacement = spec.value("replacement", std::string("\xE2\x96\x81"));
+    const bool prefix = spec.value("prepend_scheme", std::string("always")) != "never" &&
+                        spec.value("add_prefix_space", true);
+    decoder.byte_level = false;
+    decoder.replacements.emplace_back(replacement, " ");
+    decoder.strip_char = ' ';
+    decoder.strip_start = prefix ? 1 : 0;
+  } else {
+    HARDKV_THROW(kUnsupported,
+                 "decoder type \"{}\" is not supported (hardkv decodes ByteLevel, Replace, "
+                 "ByteFallback, Fuse, Strip, Metaspace)",
+                 type);
   }
-  HARDKV_THROW(kUnsupported, "decoder type \"{}\" is not supported (hardkv decodes ByteLevel)",
-               type);
 }
 
 // tokenizer_config.json writes a token either as a string or as {"content": "...", ...}.
@@ -145,12 +175,23 @@ std::unique_ptr<TokenizerImpl> load_tokenizer_json(const std::string& path) {
   const nlohmann::json j = parse_json(path);
   return with_path(path, [&] {
     HARDKV_CHECK(j.contains("model"), kBadFile, "no \"model\" section");
+    Normalizer normalizer = Normalizer::from_json(field_or_null(j, "normalizer"));
+    PreTokenizer pre_tokenizer = PreTokenizer::from_json(field_or_null(j, "pre_tokenizer"));
+    const bool byte_level = pre_tokenizer.is_byte_level();
+    BpeModel model = BpeModel::from_json(j["model"], byte_level);
     auto impl = std::make_unique<TokenizerImpl>(
-        path, Normalizer::from_json(field_or_null(j, "normalizer")),
-        PreTokenizer::from_json(field_or_null(j, "pre_tokenizer")), BpeModel::from_json(j["model"]),
+        path, std::move(normalizer), std::move(pre_tokenizer), std::move(model),
         AddedVocabulary::from_json(field_or_null(j, "added_tokens")));
     parse_post_processor(field_or_null(j, "post_processor"), *impl);
-    check_decoder(field_or_null(j, "decoder"));
+    const auto& decoder = field_or_null(j, "decoder");
+    if (decoder.is_null()) {
+      // HF joins the tokens with spaces; hardkv decodes byte-level tokenizers as ByteLevel would.
+      HARDKV_CHECK(byte_level, kUnsupported,
+                   "a tokenizer without a decoder is supported for byte-level BPE only");
+    } else {
+      impl->decoder_.byte_level = false;
+      parse_decoder(decoder, impl->decoder_);
+    }
     impl->finish_loading();
     return impl;
   });

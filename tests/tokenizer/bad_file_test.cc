@@ -114,8 +114,15 @@ TEST(BadTokenizerFile, BadAddedTokensAndPreTokenizer) {
   j["pre_tokenizer"] = {{"type", "Whitespace"}};
   expect_bad_json(j, ErrorKind::kUnsupported, "pre_tokenizer type \"Whitespace\"");
   j = valid_json();
-  j["pre_tokenizer"] = nullptr;
+  j["pre_tokenizer"] = 42;
   expect_bad_json(j, ErrorKind::kBadFile, "pre_tokenizer");
+  j = valid_json();
+  j["pre_tokenizer"] = nullptr;
+  j["decoder"] = nullptr;  // neither byte-level nor a decoder: hardkv cannot decode
+  expect_bad_json(j, ErrorKind::kUnsupported, "without a decoder");
+  j = valid_json();
+  j["decoder"] = {{"type", "WordPiece"}};
+  expect_bad_json(j, ErrorKind::kUnsupported, "decoder type \"WordPiece\"");
   j = valid_json();
   j["normalizer"] = {{"type", "Lowercase"}};
   expect_bad_json(j, ErrorKind::kUnsupported, "normalizer type \"Lowercase\"");
