@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/kv_flags.h"
 #include "core/error.h"
 #include "hardkv/llm.h"
 #include "model/model_config.h"
@@ -29,6 +30,7 @@ struct BenchFlags {
   bool no_prefix_caching = false;
   EngineConfig engine;
   CLI::Option* max_num_seqs_opt = nullptr;
+  KVFlags kv;
 };
 
 struct Range {
@@ -59,6 +61,7 @@ int run_bench(const BenchFlags& f) {
   const Range out = parse_range(f.output_len, "--output-len");
   EngineConfig config = f.engine;
   config.enable_prefix_caching = !f.no_prefix_caching;
+  apply_kv_flags(f.kv, config);
   if (f.max_num_seqs_opt->count() == 0)
     config.max_num_seqs = std::min(config.max_num_seqs, f.num_seqs);
   const int64_t vocab = load_model_config(f.model_dir).vocab_size;
@@ -112,7 +115,9 @@ int run_bench(const BenchFlags& f) {
                         {"steps", st.num_steps},
                         {"preemptions", st.num_preemptions},
                         {"num_kv_blocks", st.num_kv_blocks},
-                        {"kv_block_size", st.kv_block_size}};
+                        {"kv_block_size", st.kv_block_size},
+                        {"kv_mode", st.kv_mode},
+                        {"kv_compression_events", st.kv_compression_events}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
@@ -123,6 +128,12 @@ int run_bench(const BenchFlags& f) {
         static_cast<long long>(st.num_preemptions), st.num_kv_blocks, st.kv_block_size,
         errors ? ", SOME REQUESTS FAILED" : "");
   }
+  if (st.kv_mode == "hard" && !f.json) {
+    std::printf("HARD-KV: %s, budget %s, %lld compression events\n",
+                kv_method_label(config).c_str(), kv_budget_label(config).c_str(),
+                static_cast<long long>(st.kv_compression_events));
+  }
+  write_kv_stats(f.kv, llm);
   return errors == 0 ? 0 : 1;
 }
 
@@ -162,6 +173,7 @@ CommandRegistrar reg(
                       "CUDA: share of device memory for weights + KV")
           ->capture_default_str();
       app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
+      add_kv_flags(app, f->kv);
       return [f]() { return run_bench(*f); };
     });
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/kv_flags.h"
 #include "eval/eval_runner.h"
 
 namespace hardkv::cli {
@@ -14,6 +15,7 @@ CommandRegistrar reg(
     "eval", "Run a dataset through the model, grade the \\boxed{} answers, write a table",
     [](CLI::App* app) {
       auto o = std::make_shared<eval::EvalOptions>();
+      auto kv = std::make_shared<KVFlags>();
       o->model_dir = "models/hardkv-tiny";
       o->out_dir = "eval-out";
       o->sampling.temperature = 0.6f;
@@ -36,13 +38,20 @@ CommandRegistrar reg(
       app->add_option("--seed", o->sampling.seed, "base seed (< 0: nondeterministic)");
       app->add_option("--max-model-len", o->engine.max_model_len, "context length");
       app->add_option("--backend", o->engine.backend, "auto | cpu | cuda");
-      return [o]() {
+      add_kv_flags(app, *kv);
+      return [o, kv]() {
+        apply_kv_flags(*kv, o->engine);
+        o->method_label = kv_method_label(o->engine);
+        o->budget_label = kv_budget_label(o->engine);
+        o->stats_out = kv->stats_out;
         eval::EvalSummary s = eval::run_eval(*o);
         std::printf(
-            "accuracy %.4f ± %.4f (%d/%d samples, %d problems), mean generated %.1f tokens, "
+            "%s, budget %s: accuracy %.4f ± %.4f (%d/%d samples, %d problems), mean generated %.1f "
+            "tokens, "
             "%d truncated; wrote %s/{samples.jsonl,summary.json,summary.md}\n",
-            s.accuracy, s.ci95, s.num_correct, s.num_samples, s.num_problems,
-            s.mean_generated_tokens, s.num_truncated, o->out_dir.c_str());
+            o->method_label.c_str(), o->budget_label.c_str(), s.accuracy, s.ci95, s.num_correct,
+            s.num_samples, s.num_problems, s.mean_generated_tokens, s.num_truncated,
+            o->out_dir.c_str());
         return 0;
       };
     });

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "cli/kv_flags.h"
 #include "core/error.h"
 #include "hardkv/llm.h"
 
@@ -25,6 +26,7 @@ struct GenerateFlags {
   EngineConfig engine;
   bool no_prefix_caching = false;
   CLI::Option* max_num_seqs_opt = nullptr;
+  KVFlags kv;
 };
 
 std::vector<std::string> read_prompts_file(const std::string& path) {
@@ -68,6 +70,7 @@ int run_generate(GenerateFlags& f) {
   f.sampling.validate();
   EngineConfig config = f.engine;
   config.enable_prefix_caching = !f.no_prefix_caching;
+  apply_kv_flags(f.kv, config);
   // Unless told otherwise, size the KV pool for these prompts, not for 512 sequences.
   if (f.max_num_seqs_opt->count() == 0) {
     config.max_num_seqs = std::min<int>(config.max_num_seqs, static_cast<int>(prompts.size()));
@@ -86,8 +89,9 @@ int run_generate(GenerateFlags& f) {
     while (llm.has_unfinished()) {
       for (RequestOutput& o : llm.step()) out = std::move(o);
     }
-    HARDKV_CHECK(out.finish_reason != FinishReason::kError, kInvalidArgument, "{}", out.error);
     std::fputc('\n', stdout);
+    write_kv_stats(f.kv, llm);
+    HARDKV_CHECK(out.finish_reason != FinishReason::kError, kInvalidArgument, "{}", out.error);
     return 0;
   }
 
@@ -111,6 +115,7 @@ int run_generate(GenerateFlags& f) {
     }
     failed += o.finish_reason == FinishReason::kError ? 1 : 0;
   }
+  write_kv_stats(f.kv, llm);
   return failed == 0 ? 0 : 1;
 }
 
@@ -165,6 +170,7 @@ CommandRegistrar reg(
                       "Prompt + output tokens at most (clamped to the model's)")
           ->capture_default_str();
       app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
+      add_kv_flags(app, f->kv);
       return [f]() { return run_generate(*f); };
     });
 

@@ -49,6 +49,11 @@ EvalSummary run_eval(const EvalOptions& options) {
     }
   }
   std::vector<RequestOutput> outputs = llm.generate(prompts, params);
+  if (!options.stats_out.empty()) {
+    std::ofstream stats(options.stats_out);
+    HARDKV_CHECK(stats.good(), kRuntime, "cannot write {}", options.stats_out);
+    stats << llm.kv_stats_json() << "\n";
+  }
 
   EvalSummary summary;
   summary.num_problems = static_cast<int>(rows.size());
@@ -84,6 +89,8 @@ EvalSummary run_eval(const EvalOptions& options) {
   nlohmann::json js = {{"model", options.model_dir},
                        {"dataset", options.dataset_path},
                        {"method", options.method_label},
+                       {"budget", options.budget_label},
+                       {"kv_mode", options.engine.kv_mode},
                        {"num_problems", summary.num_problems},
                        {"num_samples", summary.num_samples},
                        {"num_correct", summary.num_correct},
@@ -105,9 +112,9 @@ EvalSummary run_eval(const EvalOptions& options) {
       options.sampling.max_tokens);
   md << "| method | budget | accuracy | ±95% | mean generated tokens | truncated |\n";
   md << "| --- | --- | --- | --- | --- | --- |\n";
-  md << fmt::format("| {} | full | {:.3f} | {:.3f} | {:.1f} | {} |\n", options.method_label,
-                    summary.accuracy, summary.ci95, summary.mean_generated_tokens,
-                    summary.num_truncated);
+  md << fmt::format("| {} | {} | {:.3f} | {:.3f} | {:.1f} | {} |\n", options.method_label,
+                    options.budget_label, summary.accuracy, summary.ci95,
+                    summary.mean_generated_tokens, summary.num_truncated);
   return summary;
 }
 

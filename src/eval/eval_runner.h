@@ -18,7 +18,9 @@ struct EvalOptions {
   int limit = 0;            // > 0: only the first `limit` rows
   SamplingParams sampling;  // max_tokens is clamped per prompt to the context left
   EngineConfig engine;
-  std::string method_label = "full";  // the table's method column (full attention for now)
+  std::string method_label = "full";  // the table's method column: full, or strategy/allocation
+  std::string budget_label = "full";  // the table's budget column
+  std::string stats_out;              // HARD-KV statistics JSON path ("" = none)
 };
 
 struct EvalSummary {
