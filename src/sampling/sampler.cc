@@ -41,8 +41,10 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
   if (p.top_k > 0 && static_cast<size_t>(p.top_k) < n) {
     keep = static_cast<size_t>(p.top_k);
     std::partial_sort(order.begin(), order.begin() + keep, order.end(), better);
-  } else {
+  } else if (p.top_p < 1.0f || p.min_p > 0.0f) {
     std::sort(order.begin(), order.end(), better);
+  } else {  // no filter: only the maximum is needed (for a stable softmax)
+    std::iter_swap(order.begin(), std::min_element(order.begin(), order.end(), better));
   }
   const double inv_t = 1.0 / p.temperature;
   const double max_logit = logits[order[0]];

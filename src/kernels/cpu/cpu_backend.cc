@@ -1,6 +1,9 @@
 // CpuBackend: shape/dtype checks, then the cpu:: reference kernels.
 #include "kernels/cpu/cpu_backend.h"
 
+#include <cblas.h>
+
+#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
@@ -19,10 +22,26 @@ int64_t rows_of(const Tensor& t) { return t.numel() / t.dim(-1); }
 
 }  // namespace
 
+CpuBackend::CpuBackend() {
+  const char* env = std::getenv("HARDKV_CPU_BLAS_THREADS");
+  const int threads = env != nullptr ? std::atoi(env) : 1;
+  openblas_set_num_threads(threads > 0 ? threads : 1);
+}
+
 Tensor CpuBackend::alloc(DType dtype, Shape shape) { return Tensor::empty(dtype, std::move(shape)); }
 
 Tensor CpuBackend::scratch(DType dtype, Shape shape) {
-  return Tensor::empty(dtype, std::move(shape));
+  const size_t bytes = static_cast<size_t>(shape_numel(shape)) * dtype_size(dtype);
+  if (scratch_next_ == scratch_pool_.size()) scratch_pool_.emplace_back();
+  ScratchBuffer& buf = scratch_pool_[scratch_next_++];
+  if (buf.capacity < bytes) {
+    const size_t capacity = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, capacity == 0 ? 64 : capacity);
+    HARDKV_CHECK(p != nullptr, kOutOfMemory, "cannot allocate {} bytes of host memory", bytes);
+    buf.memory = std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+    buf.capacity = capacity;
+  }
+  return Tensor::view(buf.memory.get(), dtype, std::move(shape), Device::kCPU, buf.memory);
 }
 
 Tensor CpuBackend::upload(const Tensor& host, DType dtype) {

@@ -1,19 +1,26 @@
 // CpuBackend: the reference Backend (fp32 activations, weights and KV) over the cpu:: kernels.
 #pragma once
 
+#include <memory>
+#include <vector>
+
 #include "kernels/backend.h"
 
 namespace hardkv {
 
 class CpuBackend final : public Backend {
  public:
+  // Sets OpenBLAS to HARDKV_CPU_BLAS_THREADS threads (default 1): its spinning worker threads
+  // made small decode GEMMs up to 5x slower on a busy 2-core machine (measured in
+  // `hardkv bench` on hardkv-tiny); OpenMP loops parallelise only large work instead.
+  CpuBackend();
   Device device() const override { return Device::kCPU; }
   DType act_dtype() const override { return DType::kF32; }
   const char* name() const override { return "cpu"; }
 
   Tensor alloc(DType dtype, Shape shape) override;
   Tensor scratch(DType dtype, Shape shape) override;
-  void release_scratch() override {}
+  void release_scratch() override { scratch_next_ = 0; }
   Tensor upload(const Tensor& host, DType dtype) override;
   void copy_from_host(Tensor& dst, const Tensor& host_src) override;
   Tensor download(const Tensor& t) override;
@@ -30,6 +37,16 @@ class CpuBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionMeta& meta, float scale, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
+
+ private:
+  // Step-scoped buffers, handed out in allocation order and reused after release_scratch(): a
+  // fresh zeroed allocation per step cost more than the decode math (page faults + memset).
+  struct ScratchBuffer {
+    std::shared_ptr<void> memory;
+    size_t capacity = 0;  // bytes
+  };
+  std::vector<ScratchBuffer> scratch_pool_;
+  size_t scratch_next_ = 0;
 };
 
 }  // namespace hardkv

@@ -22,7 +22,10 @@ void paged_attention(const PagedAttentionArgs& a) {
                  "sequence {}: {} new tokens, {} kv tokens, {} blocks of {}", s, q_len, kv_len,
                  nblocks, a.block_size);
     const int32_t* table = a.block_indices + a.block_indptr[s];
-#pragma omp parallel for collapse(2) if (q_len * a.num_heads > 8)
+    // Threads only pay off for big problems: on a busy machine a parallel region waits for its
+    // slowest (possibly descheduled) thread, which made small decode steps 10x slower.
+    const bool parallel = q_len * a.num_heads * kv_len * d > (int64_t{1} << 22);
+#pragma omp parallel for collapse(2) if (parallel)
     for (int64_t j = 0; j < q_len; ++j) {
       for (int64_t h = 0; h < a.num_heads; ++h) {
         const int64_t pos = kv_len - q_len + j;  // this query's position; attends to [0, pos]

@@ -6,7 +6,7 @@
 namespace hardkv::cpu {
 
 void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* out) {
-#pragma omp parallel for if (rows > 16)
+#pragma omp parallel for if (rows * dim > (int64_t{1} << 20))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * dim;
     double ss = 0.0;
@@ -19,7 +19,7 @@ void rms_norm(const float* x, const float* w, int64_t rows, int64_t dim, float e
 
 void add_rms_norm(float* x, float* residual, const float* w, int64_t rows, int64_t dim,
                   float eps) {
-#pragma omp parallel for if (rows > 16)
+#pragma omp parallel for if (rows * dim > (int64_t{1} << 20))
   for (int64_t r = 0; r < rows; ++r) {
     float* res = residual + r * dim;
     float* xr = x + r * dim;

@@ -11,7 +11,7 @@ void rope(float* x, int64_t num_tokens, int64_t heads, int64_t dim, const int32_
     HARDKV_CHECK(positions[t] >= 0 && positions[t] < max_pos, kInvalidArgument,
                  "position {} is outside the RoPE table [0, {})", positions[t], max_pos);
   }
-#pragma omp parallel for if (num_tokens > 16)
+#pragma omp parallel for if (num_tokens * heads * dim > (int64_t{1} << 20))
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* cs = cos_sin + static_cast<int64_t>(positions[t]) * dim;
     for (int64_t h = 0; h < heads; ++h) {

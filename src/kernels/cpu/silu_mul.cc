@@ -6,7 +6,7 @@
 namespace hardkv::cpu {
 
 void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* out) {
-#pragma omp parallel for if (num_tokens > 16)
+#pragma omp parallel for if (num_tokens * inter > (int64_t{1} << 20))
   for (int64_t t = 0; t < num_tokens; ++t) {
     const float* g = gate_up + t * 2 * inter;
     const float* u = g + inter;
