@@ -13,7 +13,7 @@ IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool 
 
 std::string IncrementalDetokenizer::push(int32_t id) {
   const size_t before = pending_.size();
-  tokenizer_->impl_->append_token_bytes(id, skip_special_, pending_);
+  tokenizer_->impl_->append_token_bytes(id, skip_special_, first_, pending_);
   if (strip_budget_ > 0 && pending_.size() > before) {
     // Only reached while nothing has been emitted: pending_ holds the start of the text.
     strip_budget_ = tokenizer_->impl_->strip_leading(pending_, strip_budget_);

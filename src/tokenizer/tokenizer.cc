@@ -120,10 +120,25 @@ std::vector<int32_t> TokenizerImpl::encode(std::string_view text, bool add_speci
   return ids;
 }
 
-void TokenizerImpl::append_token_bytes(int32_t id, bool skip_special, std::string& out) const {
+void TokenizerImpl::append_token_bytes(int32_t id, bool skip_special, bool& first,
+                                       std::string& out) const {
   if (id < 0 || id >= vocab_size_) return;
   if (skip_special && special_[id]) return;
-  out += id_bytes_[id];
+  if (first && !decoder_.first_token_drops.empty()) {
+    const AddedToken* added = added_.find_by_id(id);
+    const std::string& token = added ? added->content : model_.id_to_token()[id];
+    const std::string& drop = decoder_.first_token_drops;
+    for (size_t pos = 0; pos < token.size();) {
+      if (token.compare(pos, drop.size(), drop) == 0) {
+        pos += drop.size();
+      } else {
+        out.push_back(token[pos++]);
+      }
+    }
+  } else {
+    out += id_bytes_[id];
+  }
+  first = false;
 }
 
 Tokenizer::Tokenizer(std::unique_ptr<TokenizerImpl> impl) : impl_(std::move(impl)) {}
@@ -149,7 +164,8 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens) const {
   std::string bytes;
-  for (int32_t id : ids) impl_->append_token_bytes(id, skip_special_tokens, bytes);
+  bool first = true;
+  for (int32_t id : ids) impl_->append_token_bytes(id, skip_special_tokens, first, bytes);
   impl_->strip_leading(bytes, impl_->decoder_.strip_start);
   std::string text;
   text.reserve(bytes.size());

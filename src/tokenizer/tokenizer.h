@@ -69,6 +69,7 @@ class IncrementalDetokenizer {
   bool skip_special_;
   std::string pending_;   // bytes of an incomplete UTF-8 character
   int strip_budget_ = 0;  // leading characters the decoder still strips (SentencePiece style)
+  bool first_ = true;     // no token decoded yet
 };
 
 }  // namespace hardkv

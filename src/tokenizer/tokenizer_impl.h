@@ -29,11 +29,13 @@ struct DecoderSpec {
   bool byte_level = true;  // GPT-2 byte alphabet back to bytes (ByteLevel)
   // Otherwise (SentencePiece style): literal replacements in each token (Replace, e.g. "▁" -> " "),
   // <0xXX> tokens as bytes (ByteFallback), then up to strip_start leading strip_char removed from
-  // the start of the decoded text (Strip, or Metaspace's first-token prefix space).
+  // the start of the decoded text (Strip).
   std::vector<std::pair<std::string, std::string>> replacements;
   bool byte_fallback = false;
   int strip_start = 0;
   char strip_char = ' ';
+  // Metaspace: the first decoded token loses every replacement character instead.
+  std::string first_token_drops;
 };
 
 class TokenizerImpl {
@@ -49,7 +51,9 @@ class TokenizerImpl {
   std::vector<int32_t> encode(std::string_view text, bool add_special_tokens,
                               bool parse_special_tokens) const;
   // Appends the bytes that `id` decodes to (nothing for unknown ids, or skipped special tokens).
-  void append_token_bytes(int32_t id, bool skip_special, std::string& out) const;
+  // `first`: no token was decoded before this one (Metaspace drops the first token's "▁"s);
+  // cleared once a token is decoded.
+  void append_token_bytes(int32_t id, bool skip_special, bool& first, std::string& out) const;
   // Removes the decoder's leading strip characters from decoded bytes that start the output;
   // returns how many of the strip_start budget remain (bytes may not have reached it yet).
   int strip_leading(std::string& bytes, int budget) const;

@@ -147,8 +147,7 @@ void parse_decoder(const nlohmann::json& spec, DecoderSpec& decoder) {
                         spec.value("add_prefix_space", true);
     decoder.byte_level = false;
     decoder.replacements.emplace_back(replacement, " ");
-    decoder.strip_char = ' ';
-    decoder.strip_start = prefix ? 1 : 0;
+    if (prefix) decoder.first_token_drops = replacement;
   } else {
     HARDKV_THROW(kUnsupported,
                  "decoder type \"{}\" is not supported (hardkv decodes ByteLevel, Replace, "

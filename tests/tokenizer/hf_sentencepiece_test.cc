@@ -45,5 +45,27 @@ TEST(HfSentencePiece, EncodeAndDecodeMatchHfTokenizers) {
   }
 }
 
+TEST(HfSentencePiece, MetaspaceDecoderMatchesHfTokenizers) {
+  const auto path = std::filesystem::path(__FILE__).parent_path() / "data/hf_sentencepiece.json";
+  std::ifstream in(path);
+  ASSERT_TRUE(in.good()) << "cannot open " << path;
+  const nlohmann::json data = nlohmann::json::parse(in);
+  nlohmann::json tokenizer = data["tokenizer"];
+  tokenizer["decoder"] = data["metaspace_decoder"];
+  test::TempDir dir;
+  const Tokenizer tok = Tokenizer::from_file(dir.write("tokenizer.json", tokenizer.dump()));
+  for (const auto& c : data["cases"]) {
+    const std::string where = c["text"].dump();
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    const std::vector<int32_t> tail(ids.begin() + 1, ids.end());
+    EXPECT_EQ(tok.decode(ids), c["metaspace_decoded"].get<std::string>()) << where;
+    EXPECT_EQ(tok.decode(ids, true), c["metaspace_decoded_skip_special"].get<std::string>())
+        << where;
+    EXPECT_EQ(tok.decode(tail), c["metaspace_decoded_without_first"].get<std::string>()) << where;
+    EXPECT_EQ(stream(tok, ids, true), tok.decode(ids, true)) << where;
+    EXPECT_EQ(stream(tok, tail, false), tok.decode(tail)) << where;
+  }
+}
+
 }  // namespace
 }  // namespace hardkv

@@ -3,7 +3,8 @@
 // byte fallback, fuse_unk, Replace/ByteFallback/Fuse/Strip decoder, TemplateProcessing with <s>),
 // texts, and what HuggingFace tokenizers (npm binding of the Rust library) gives for them: ids with
 // add_special_tokens, and the decoded text (all ids, skipping special tokens, and without the
-// first id). Run here: npm install tokenizers@0.23.2 && node make_hf_sentencepiece.js
+// first id), also with a Metaspace decoder instead.
+// Run here: npm install tokenizers@0.23.2 && node make_hf_sentencepiece.js
 const {Tokenizer} = require('tokenizers');
 const fs = require('fs');
 const os = require('os');
@@ -55,8 +56,17 @@ const texts = ['the world', 'The world', ' the  world ', 'hello, world!', 'café
                 decoded_skip_special: await tok.decode(ids, true),
                 decoded_without_first: await tok.decode(ids.slice(1), false)});
   }
+  const metaspace_decoder = {type: 'Metaspace', replacement: '▁', prepend_scheme: 'first',
+                             split: false};
+  fs.writeFileSync(file, JSON.stringify({...tokenizer, decoder: metaspace_decoder}));
+  const meta = Tokenizer.fromFile(file);
+  for (const c of cases) {
+    c.metaspace_decoded = await meta.decode(c.ids, false);
+    c.metaspace_decoded_skip_special = await meta.decode(c.ids, true);
+    c.metaspace_decoded_without_first = await meta.decode(c.ids.slice(1), false);
+  }
   fs.unlinkSync(file);
   fs.writeFileSync('hf_sentencepiece.json', JSON.stringify(
       {generator: 'make_hf_sentencepiece.js', reference: 'HuggingFace tokenizers 0.23.2 (npm)',
-       tokenizer, cases}) + '\n');
+       tokenizer, metaspace_decoder, cases}) + '\n');
 })();
