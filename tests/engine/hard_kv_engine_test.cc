@@ -217,6 +217,38 @@ TEST(HardKVEngine, RewriteEveryTimeLeavesNoMaskedTokens) {
   EXPECT_GT(engine.hard_kv()->event_totals().events, 1);
 }
 
+TEST(HardKVEngine, AbortAfterCompressionFreesEverything) {
+  LLMEngine engine(test::tiny_model_dir(), hard_config("snapkv", "uniform", 24));
+  const auto prompts = random_prompts(2, 60, 60, 51);
+  const int64_t a = engine.add_request(prompts[0], greedy(60), {});
+  const int64_t b = engine.add_request(prompts[1], greedy(20), {});
+  const kv::HeadwiseKV& kv = engine.hard_kv()->kv();
+  std::vector<RequestOutput> outs;
+  while (engine.has_unfinished() && (!kv.has_sequence(a) || kv.sequence(a).num_events < 2)) {
+    for (RequestOutput& o : engine.step()) outs.push_back(std::move(o));
+  }
+  ASSERT_TRUE(kv.has_sequence(a)) << "request a finished before its second event";
+  const int64_t held_before = kv.total_usage().total_bytes();
+  ASSERT_TRUE(engine.abort(a));
+  for (RequestOutput& o : engine.step()) outs.push_back(std::move(o));
+  EXPECT_FALSE(kv.has_sequence(a));
+  EXPECT_LT(kv.total_usage().total_bytes(), held_before);
+  while (engine.has_unfinished()) {
+    for (RequestOutput& o : engine.step()) outs.push_back(std::move(o));
+  }
+  bool saw_abort = false, saw_b = false;
+  for (const RequestOutput& o : outs) {
+    saw_abort |= o.request_id == a && o.finish_reason == FinishReason::kAbort;
+    saw_b |= o.request_id == b && o.token_ids.size() == 20u;
+  }
+  EXPECT_TRUE(saw_abort);
+  EXPECT_TRUE(saw_b);
+  EXPECT_EQ(kv.num_sequences(), 0);
+  EXPECT_EQ(kv.total_usage().total_bytes(), 0);
+  EXPECT_EQ(engine.hard_kv()->dense_pool().num_free_blocks(),
+            engine.hard_kv()->dense_pool().num_blocks());
+}
+
 // --- isolation -----------------------------------------------------------------------------------
 
 TEST(HardKVEngine, CompressedNeighbourDoesNotChangeShortRequest) {
