@@ -8,4 +8,15 @@ HARDKV_TEST_ASSETS="$(bash tools/fetch-test-assets.sh | tail -n 1)"
 export HARDKV_TEST_ASSETS
 bash scripts/build.sh
 build="${HARDKV_BUILD_DIR:-build}"
-ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 900
+rc=0
+ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 900 | tee "$build/ctest.out" ||
+  rc=$?
+# ctest hides the output of tests that did not fail: print why each skipped test skipped, then
+# repeat ctest's summary so that it stays the last thing printed.
+log="$build/Testing/Temporary/LastTest.log"
+if [ -f "$log" ] && grep -q ": Skipped$" "$log"; then
+  echo "Skip reasons (count, reason):"
+  grep -A1 ": Skipped$" "$log" | grep -v -e "^--$" -e ": Skipped$" | sort | uniq -c
+  grep -E "tests passed|Total Test time" "$build/ctest.out" || true
+fi
+exit "$rc"
