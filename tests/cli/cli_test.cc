@@ -1,43 +1,20 @@
 // End-to-end tests of the `hardkv` binary: make-model -> generate, help text, and one-line errors
 // with a non-zero exit code on broken checkpoints.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
+
+#include "cli_runner.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-Result run(const std::string& args) {
-  static int counter = 0;
-  const fs::path err_file = fs::temp_directory_path() /
-                            ("hardkv_cli_err_" + std::to_string(getpid()) + "_" +
-                             std::to_string(counter++));
-  const std::string cmd =
-      std::string(HARDKV_BINARY_DIR) + "/hardkv " + args + " 2>" + err_file.string();
-  Result r{};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  fs::remove(err_file);
-  return r;
-}
+using Result = hardkv::testing::CliResult;
+Result run(const std::string& args) { return hardkv::testing::run_hardkv(args); }
 
 class Cli : public ::testing::Test {
  protected:
