@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "cli/kv_flags.h"
+#include "cli/engine_flags.h"
 #include "core/error.h"
 #include "hardkv/llm.h"
 #include "model/model_config.h"
@@ -27,10 +27,7 @@ struct BenchFlags {
   uint64_t seed = 0;
   float temperature = 0.6f;  // bench.py's sampling temperature
   bool json = false;
-  bool no_prefix_caching = false;
-  EngineConfig engine;
-  CLI::Option* max_num_seqs_opt = nullptr;
-  KVFlags kv;
+  EngineFlags engine;
 };
 
 struct Range {
@@ -59,11 +56,7 @@ int run_bench(const BenchFlags& f) {
   HARDKV_CHECK(f.num_seqs > 0, kInvalidArgument, "--num-seqs must be > 0, got {}", f.num_seqs);
   const Range in = parse_range(f.input_len, "--input-len");
   const Range out = parse_range(f.output_len, "--output-len");
-  EngineConfig config = f.engine;
-  config.enable_prefix_caching = !f.no_prefix_caching;
-  apply_kv_flags(f.kv, config);
-  if (f.max_num_seqs_opt->count() == 0)
-    config.max_num_seqs = std::min(config.max_num_seqs, f.num_seqs);
+  const EngineConfig config = engine_config_from_flags(f.engine, f.num_seqs);
   const int64_t vocab = load_model_config(f.model_dir).vocab_size;
   // bench.py draws ids in [0, 10000]; a smaller vocabulary bounds them.
   const int64_t max_id = std::min<int64_t>(10000, vocab - 1);
@@ -133,7 +126,7 @@ int run_bench(const BenchFlags& f) {
                 kv_method_label(config).c_str(), kv_budget_label(config).c_str(),
                 static_cast<long long>(st.kv_compression_events));
   }
-  write_kv_stats(f.kv, llm);
+  write_kv_stats(f.engine.kv, llm);
   return errors == 0 ? 0 : 1;
 }
 
@@ -151,29 +144,7 @@ CommandRegistrar reg(
       app->add_option("--temperature", f->temperature, "Sampling temperature")
           ->capture_default_str();
       app->add_flag("--json", f->json, "Print one JSON object");
-      EngineConfig& e = f->engine;
-      app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
-      app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
-          ->capture_default_str();
-      app->add_option("--num-kv-blocks", e.num_kv_blocks,
-                      "KV pool size in blocks (-1 = from the memory budget)")
-          ->capture_default_str();
-      app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
-                      "CPU: bytes for the KV pool when --num-kv-blocks is not given")
-          ->capture_default_str();
-      f->max_num_seqs_opt =
-          app->add_option("--max-num-seqs", e.max_num_seqs,
-                          "Running sequences at most (default: min(512, --num-seqs))");
-      app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
-                      "Tokens per engine step")
-          ->capture_default_str();
-      app->add_option("--max-model-len", e.max_model_len, "Prompt + output tokens at most")
-          ->capture_default_str();
-      app->add_option("--gpu-memory-utilization", e.gpu_memory_utilization,
-                      "CUDA: share of device memory for weights + KV")
-          ->capture_default_str();
-      app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
-      add_kv_flags(app, f->kv);
+      add_engine_flags(app, f->engine, "min(512, --num-seqs)");
       return [f]() { return run_bench(*f); };
     });
 

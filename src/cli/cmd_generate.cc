@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cli/command.h"
-#include "cli/kv_flags.h"
+#include "cli/engine_flags.h"
 #include "core/error.h"
 #include "hardkv/llm.h"
 
@@ -23,10 +23,7 @@ struct GenerateFlags {
   std::string prompts_file;
   bool json = false;
   SamplingParams sampling;
-  EngineConfig engine;
-  bool no_prefix_caching = false;
-  CLI::Option* max_num_seqs_opt = nullptr;
-  KVFlags kv;
+  EngineFlags engine;
 };
 
 std::vector<std::string> read_prompts_file(const std::string& path) {
@@ -68,13 +65,7 @@ int run_generate(GenerateFlags& f) {
   HARDKV_CHECK(!prompts.empty(), kInvalidArgument,
                "no prompt given: pass -p TEXT (repeatable) or --prompts-file FILE.jsonl");
   f.sampling.validate();
-  EngineConfig config = f.engine;
-  config.enable_prefix_caching = !f.no_prefix_caching;
-  apply_kv_flags(f.kv, config);
-  // Unless told otherwise, size the KV pool for these prompts, not for 512 sequences.
-  if (f.max_num_seqs_opt->count() == 0) {
-    config.max_num_seqs = std::min<int>(config.max_num_seqs, static_cast<int>(prompts.size()));
-  }
+  const EngineConfig config = engine_config_from_flags(f.engine, static_cast<int>(prompts.size()));
   LLM llm(f.model_dir, config);
 
   if (prompts.size() == 1 && !f.json) {
@@ -90,7 +81,7 @@ int run_generate(GenerateFlags& f) {
       for (RequestOutput& o : llm.step()) out = std::move(o);
     }
     std::fputc('\n', stdout);
-    write_kv_stats(f.kv, llm);
+    write_kv_stats(f.engine.kv, llm);
     HARDKV_CHECK(out.finish_reason != FinishReason::kError, kInvalidArgument, "{}", out.error);
     return 0;
   }
@@ -115,7 +106,7 @@ int run_generate(GenerateFlags& f) {
     }
     failed += o.finish_reason == FinishReason::kError ? 1 : 0;
   }
-  write_kv_stats(f.kv, llm);
+  write_kv_stats(f.engine.kv, llm);
   return failed == 0 ? 0 : 1;
 }
 
@@ -150,27 +141,7 @@ CommandRegistrar reg(
       app->add_option("--stop-token-id", f->sampling.stop_token_ids,
                       "Extra stop token id (repeatable)");
       app->add_flag("--ignore-eos", f->sampling.ignore_eos, "Keep generating past the EOS token");
-      EngineConfig& e = f->engine;
-      app->add_option("--backend", e.backend, "cpu, cuda or auto")->capture_default_str();
-      app->add_option("--block-size", e.kv_block_size, "KV cache block size in tokens")
-          ->capture_default_str();
-      app->add_option("--num-kv-blocks", e.num_kv_blocks,
-                      "KV pool size in blocks (-1 = from the memory budget)")
-          ->capture_default_str();
-      app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
-                      "CPU: bytes for the KV pool when --num-kv-blocks is not given")
-          ->capture_default_str();
-      f->max_num_seqs_opt =
-          app->add_option("--max-num-seqs", e.max_num_seqs,
-                          "Running sequences at most (default: min(512, number of prompts))");
-      app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
-                      "Tokens per engine step (prefill is chunked to fit)")
-          ->capture_default_str();
-      app->add_option("--max-model-len", e.max_model_len,
-                      "Prompt + output tokens at most (clamped to the model's)")
-          ->capture_default_str();
-      app->add_flag("--no-prefix-caching", f->no_prefix_caching, "Disable prefix caching");
-      add_kv_flags(app, f->kv);
+      add_engine_flags(app, f->engine, "min(512, number of prompts)");
       return [f]() { return run_generate(*f); };
     });
 

@@ -2,7 +2,6 @@
 // --stats-out writes the expected JSON, no-eviction output equals dense, bench reports the mode,
 // impossible combinations exit non-zero with a clear message.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <array>
 #include <cstdio>
@@ -11,35 +10,14 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli_runner.h"
+
 namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code;
-  std::string out;
-  std::string err;
-};
-
-Result run(const std::string& args) {
-  static int counter = 0;
-  const fs::path err_file =
-      fs::temp_directory_path() /
-      ("hardkv_hcli_err_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-  const std::string cmd =
-      std::string(HARDKV_BINARY_DIR) + "/hardkv " + args + " 2>" + err_file.string();
-  Result r{};
-  FILE* p = popen(cmd.c_str(), "r");
-  std::array<char, 4096> buf{};
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), n);
-  const int status = pclose(p);
-  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream e(err_file);
-  r.err.assign(std::istreambuf_iterator<char>(e), {});
-  fs::remove(err_file);
-  return r;
-}
+using Result = hardkv::testing::CliResult;
+Result run(const std::string& args) { return hardkv::testing::run_hardkv(args); }
 
 // Small HARD-KV settings for the tiny model: a ~70-token prompt gets compressed.
 const char* kSmallHard =
