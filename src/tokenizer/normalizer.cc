@@ -26,7 +26,8 @@ void Normalizer::add_spec(const nlohmann::json& spec) {
                "normalizer must be null or an object with a \"type\"");
   const std::string type = spec["type"].get<std::string>();
   const auto normal_form = [&](utf8::NormalForm form) {
-    Step step{Step::Kind::kNormalForm};
+    Step step{};
+    step.kind = Step::Kind::kNormalForm;
     step.form = form;
     steps_.push_back(step);
   };
@@ -39,7 +40,8 @@ void Normalizer::add_spec(const nlohmann::json& spec) {
   } else if (type == "NFKD") {
     normal_form(utf8::NormalForm::kNFKD);
   } else if (type == "Prepend") {
-    Step step{Step::Kind::kPrepend};
+    Step step{};
+    step.kind = Step::Kind::kPrepend;
     step.content = string_field(spec, "prepend", type);
     steps_.push_back(step);
   } else if (type == "Replace") {
@@ -47,7 +49,8 @@ void Normalizer::add_spec(const nlohmann::json& spec) {
     HARDKV_CHECK(pattern.is_object(), kBadFile, "normalizer Replace needs a \"pattern\" object");
     HARDKV_CHECK(pattern.contains("String") && pattern["String"].is_string(), kUnsupported,
                  "normalizer Replace with a regex pattern is not supported (only \"String\")");
-    Step step{Step::Kind::kReplace};
+    Step step{};
+    step.kind = Step::Kind::kReplace;
     step.pattern = pattern["String"].get<std::string>();
     step.content = string_field(spec, "content", type);
     HARDKV_CHECK(!step.pattern.empty(), kBadFile, "normalizer Replace pattern is empty");

@@ -70,7 +70,9 @@ TEST(CudaGraphTest, ReplayedDecodeMatchesEager) {
     }
     // 40 steps of one sequence stay inside one block-table slot: every step after the capture
     // must have replayed.
-    if (graphed) EXPECT_EQ(recaptures, 0);
+    if (graphed) {
+      EXPECT_EQ(recaptures, 0);
+    }
     return all;
   };
   std::vector<int32_t> feed(kPrompt + kSteps + 1);

@@ -155,12 +155,18 @@ TEST_P(HardEviction, MemoryBelowDenseOutputsValidAllFreedAtEnd) {
           const kv::HeadPages& hp = hard.kv().head(id, l, h);
           const int attended = hp.num_stored() - hp.num_masked + (s.num_tokens - s.dense_begin);
           EXPECT_LT(attended, s.num_tokens) << "layer " << l << " head " << h;
-          if (alloc == "uniform") EXPECT_EQ(attended, budget);
-          if (alloc == "hard") EXPECT_GE(attended, budget);
+          if (alloc == "uniform") {
+            EXPECT_EQ(attended, budget);
+          }
+          if (alloc == "hard") {
+            EXPECT_GE(attended, budget);
+          }
           layer_sum[l] += attended;
           head_sum[h] += attended;
         }
-        if (alloc == "adakv") EXPECT_EQ(layer_sum[l], kc.num_kv_heads * budget) << "layer " << l;
+        if (alloc == "adakv") {
+          EXPECT_EQ(layer_sum[l], kc.num_kv_heads * budget) << "layer " << l;
+        }
       }
       if (alloc == "pyramid") {
         for (int h = 0; h < kc.num_kv_heads; ++h) {

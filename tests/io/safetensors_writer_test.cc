@@ -50,7 +50,9 @@ TEST(SafetensorsWriter, RoundTripEveryDtype) {
     EXPECT_EQ(info->shape, t.shape()) << name;
     Tensor back = file->view(*info);
     ASSERT_EQ(back.nbytes(), t.nbytes()) << name;
-    if (t.nbytes() > 0) EXPECT_EQ(std::memcmp(back.data(), t.data(), t.nbytes()), 0) << name;
+    if (t.nbytes() > 0) {
+      EXPECT_EQ(std::memcmp(back.data(), t.data(), t.nbytes()), 0) << name;
+    }
   }
 }
 

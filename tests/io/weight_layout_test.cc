@@ -120,8 +120,12 @@ TEST(WeightLayout, OrderAndKinds) {
   for (const WeightSpec& s : specs) {
     const bool bias = s.name.size() > 5 && s.name.substr(s.name.size() - 5) == ".bias";
     const bool norm = s.name.find("norm") != std::string::npos;
-    if (bias) EXPECT_EQ(s.kind, WeightKind::kBias) << s.name;
-    if (norm) EXPECT_EQ(s.kind, WeightKind::kNorm) << s.name;
+    if (bias) {
+      EXPECT_EQ(s.kind, WeightKind::kBias) << s.name;
+    }
+    if (norm) {
+      EXPECT_EQ(s.kind, WeightKind::kNorm) << s.name;
+    }
     if (!bias && !norm && s.name != "model.embed_tokens.weight") {
       EXPECT_EQ(s.kind, WeightKind::kMatrix) << s.name;
     }
