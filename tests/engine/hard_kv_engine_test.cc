@@ -14,14 +14,7 @@
 namespace hardkv {
 namespace {
 
-EngineConfig dense_config() {
-  EngineConfig c;
-  c.backend = "cpu";
-  c.num_kv_blocks = 256;
-  c.kv_block_size = 4;
-  c.enable_prefix_caching = false;
-  return c;
-}
+EngineConfig dense_config() { return test::tiny_engine_config(); }
 
 EngineConfig hard_config(const std::string& strategy, const std::string& allocation, int budget) {
   EngineConfig c = dense_config();

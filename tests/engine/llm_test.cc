@@ -17,14 +17,7 @@
 namespace hardkv {
 namespace {
 
-EngineConfig plain_config() {
-  EngineConfig c;
-  c.backend = "cpu";
-  c.num_kv_blocks = 256;
-  c.kv_block_size = 4;
-  c.enable_prefix_caching = false;
-  return c;
-}
+EngineConfig plain_config() { return test::tiny_engine_config(); }
 
 std::vector<std::vector<int32_t>> random_prompts(int n, int min_len, int max_len, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "hardkv/engine_config.h"
 #include "model/random_checkpoint.h"
 
 namespace hardkv::test {
@@ -28,6 +29,16 @@ inline const std::string& tiny_model_dir() {
     return p.string();
   }();
   return dir;
+}
+
+// A small CPU engine for the tiny model: 256 blocks of 4 tokens, prefix caching off.
+inline EngineConfig tiny_engine_config() {
+  EngineConfig c;
+  c.backend = "cpu";
+  c.num_kv_blocks = 256;
+  c.kv_block_size = 4;
+  c.enable_prefix_caching = false;
+  return c;
 }
 
 }  // namespace hardkv::test
