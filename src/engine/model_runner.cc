@@ -4,7 +4,7 @@
 #include <span>
 
 #include "core/error.h"
-#include "sampling/rng.h"
+#include "core/rng.h"
 #include "sampling/sampler.h"
 
 namespace hardkv {

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "io/safetensors_writer.h"
 #include "model/weight_layout.h"
 
@@ -21,14 +22,7 @@ constexpr double kWeightSigma = 0.02;  // keeps activations O(1) through every l
 constexpr size_t kChunkElems = size_t{1} << 16;  // values per independent PRNG stream
 constexpr size_t kChunksPerBatch = 64;           // chunks generated in parallel, then written
 
-// ---- deterministic PRNG: splitmix64 seeding, xoshiro256**, Box-Muller -------------------------
-
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
+// ---- deterministic values: core/rng.h streams, Box-Muller -------------------------
 
 uint64_t fnv1a64(const std::string& s) {
   uint64_t h = 0xcbf29ce484222325ull;
@@ -39,37 +33,15 @@ uint64_t fnv1a64(const std::string& s) {
   return h;
 }
 
-class Xoshiro256 {
- public:
-  explicit Xoshiro256(uint64_t seed) {
-    for (uint64_t& w : s_) w = splitmix64(seed);
-  }
-  uint64_t next() {
-    const uint64_t result = rotl(s_[1] * 5, 7) * 9;
-    const uint64_t t = s_[1] << 17;
-    s_[2] ^= s_[0];
-    s_[3] ^= s_[1];
-    s_[1] ^= s_[2];
-    s_[0] ^= s_[3];
-    s_[2] ^= t;
-    s_[3] = rotl(s_[3], 45);
-    return result;
-  }
-
- private:
-  static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
-  uint64_t s_[4];
-};
-
 // Fills out[0..n) with mean + sigma * N(0, 1) from the stream (tensor_seed, chunk_idx).
 void fill_normal_chunk(uint64_t tensor_seed, uint64_t chunk_idx, double mean, double sigma,
                        float* out, size_t n) {
   uint64_t s = tensor_seed ^ (chunk_idx * 0xd1b54a32d192ed03ull);
-  Xoshiro256 rng(splitmix64(s));
+  Rng rng(splitmix64(s));
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   for (size_t i = 0; i < n; i += 2) {
-    const double u1 = (static_cast<double>(rng.next() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
-    const double u2 = static_cast<double>(rng.next() >> 11) * 0x1.0p-53;          // [0, 1)
+    const double u1 = (static_cast<double>(rng.next_u64() >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+    const double u2 = static_cast<double>(rng.next_u64() >> 11) * 0x1.0p-53;          // [0, 1)
     const double r = std::sqrt(-2.0 * std::log(u1));
     out[i] = static_cast<float>(mean + sigma * r * std::cos(kTwoPi * u2));
     if (i + 1 < n) out[i + 1] = static_cast<float>(mean + sigma * r * std::sin(kTwoPi * u2));

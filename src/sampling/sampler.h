@@ -6,7 +6,7 @@
 #include <span>
 
 #include "hardkv/sampling_params.h"
-#include "sampling/rng.h"
+#include "core/rng.h"
 
 namespace hardkv {
 

@@ -1,8 +1,7 @@
 // Rng implementation: splitmix64 seeding, xoshiro256** stepping.
-#include "sampling/rng.h"
+#include "core/rng.h"
 
 namespace hardkv {
-namespace {
 
 uint64_t splitmix64(uint64_t& x) {
   uint64_t z = (x += 0x9e3779b97f4a7c15ull);
@@ -10,6 +9,8 @@ uint64_t splitmix64(uint64_t& x) {
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
 }
+
+namespace {
 
 uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
 

@@ -6,6 +6,9 @@
 
 namespace hardkv {
 
+// One splitmix64 step: advances `state` and returns a well-mixed 64-bit value (seed derivation).
+uint64_t splitmix64(uint64_t& state);
+
 class Rng {
  public:
   explicit Rng(uint64_t seed);
