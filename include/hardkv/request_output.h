@@ -30,6 +30,7 @@ struct RequestOutput {
   // token (EOS or a stop_token_id) never contributes text.
   std::string text;
   std::vector<int32_t> token_ids;  // every sampled token, the final stop token included
+  std::vector<float> logprobs;     // [token_ids.size()] when SamplingParams::logprobs, else empty
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;  // set when finish_reason == kError
   RequestMetrics metrics;

@@ -17,6 +17,13 @@ struct SamplingParams {
   bool ignore_eos = false;   // keep going past EOS (benchmarks)
   std::vector<int32_t> stop_token_ids;  // extra ids that end the request (besides the model's EOS)
   std::vector<std::string> stop;        // strings that end the request; excluded from the text
+  // Return the log-probability of every output token (log_softmax of the raw logits, temperature
+  // 1, no filters) in RequestOutput::logprobs.
+  bool logprobs = false;
+  // Teacher forcing: output token i is forced_tokens[i] instead of a draw (its log-probability is
+  // still the model's); the request ends after min(max_tokens, forced_tokens.size()) tokens or at
+  // a stop condition. Used to score text (perplexity) through the engine, compressed cache included.
+  std::vector<int32_t> forced_tokens;
 
   // Throws Error(kInvalidArgument) naming the bad field and its allowed range.
   void validate() const;

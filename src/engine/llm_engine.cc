@@ -108,6 +108,11 @@ int64_t LLMEngine::add_request(std::vector<int32_t> prompt_token_ids, const Samp
       error = fmt::format("prompt token id {} is outside the vocabulary [0, {})", tok, vocab);
     }
   }
+  for (int32_t tok : params.forced_tokens) {
+    if (error.empty() && tok >= vocab) {
+      error = fmt::format("forced token id {} is outside the vocabulary [0, {})", tok, vocab);
+    }
+  }
   auto seq = std::make_unique<Sequence>(id, std::move(prompt_token_ids), params, t);
   seq->rng_seed = params.seed >= 0 ? static_cast<uint64_t>(params.seed)
                                    : (static_cast<uint64_t>(std::random_device{}()) << 32) ^
@@ -169,6 +174,7 @@ RequestOutput LLMEngine::make_output(const Sequence& seq, RequestState& state) {
   out.request_id = seq.seq_id;
   out.text = state.text;
   out.token_ids.assign(seq.output_token_ids().begin(), seq.output_token_ids().end());
+  out.logprobs = seq.output_logprobs;
   out.finish_reason = seq.finish_reason;
   out.error = seq.error;
   const SequenceMetrics& m = seq.metrics;
@@ -192,7 +198,16 @@ std::vector<RequestOutput> LLMEngine::step() {
     SchedulerOutput out = scheduler_->schedule(now());
     HARDKV_CHECK(!out.empty(), kInternal, "the scheduler made no progress ({} waiting, {} running)",
                  scheduler_->num_waiting(), scheduler_->num_running());
-    const std::vector<int32_t> sampled = runner_->run(out);
+    const SampleResult step = runner_->run(out);
+    const std::vector<int32_t>& sampled = step.tokens;
+    if (!step.logprobs.empty()) {
+      size_t r = 0;
+      for (const ScheduledSeq& s : out.seqs) {
+        if (!s.sample) continue;
+        if (s.seq->params.logprobs) s.seq->output_logprobs.push_back(step.logprobs[r]);
+        ++r;
+      }
+    }
     scheduler_->postprocess(out, sampled, now());
     if (hard_kv_) hard_kv_->end_step(out, kv_);  // compression events between steps
     ++num_steps_;

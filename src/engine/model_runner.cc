@@ -43,27 +43,37 @@ uint64_t token_rng_seed(uint64_t request_seed, int output_idx) {
   return request_seed ^ (0x9E3779B97F4A7C15ull * static_cast<uint64_t>(output_idx + 1));
 }
 
-std::vector<int32_t> ModelRunner::run(const SchedulerOutput& out) {
-  std::vector<int32_t> sampled;
+SampleRows sample_rows(const SchedulerOutput& out) {
+  SampleRows rows;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (!s.sample) continue;
+    const Sequence& seq = *s.seq;
+    const SamplingParams& p = seq.params;
+    const int idx = seq.num_output_tokens();
+    rows.temperature.push_back(p.temperature);
+    rows.top_k.push_back(p.top_k);
+    rows.top_p.push_back(p.top_p);
+    rows.min_p.push_back(p.min_p);
+    // The first draw of the token's own stream (what sample_token would use).
+    rows.uniform.push_back(p.temperature == 0.0f ? 0.0
+                                                 : Rng(token_rng_seed(seq.rng_seed, idx)).next_double());
+    rows.forced.push_back(idx < static_cast<int>(p.forced_tokens.size()) ? p.forced_tokens[idx]
+                                                                         : -1);
+    rows.logprobs = rows.logprobs || p.logprobs;
+  }
+  return rows;
+}
+
+SampleResult ModelRunner::run(const SchedulerOutput& out) {
+  SampleResult sampled;
   if (out.empty()) return sampled;
   const ForwardBatch batch =
       hard_ ? hard_->begin_step(out) : build_forward_batch(out, kv_->block_size);
   Backend& be = model_->backend();
   Tensor logits = model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
-    Tensor host = be.download(logits);  // F32 [num_samples, vocab]
-    HARDKV_ASSERT(host.dim(0) == out.num_samples);
-    const int64_t vocab = host.dim(1);
-    const float* rows = host.data_as<float>();
-    int row = 0;
-    for (const ScheduledSeq& s : out.seqs) {
-      if (!s.sample) continue;
-      const Sequence& seq = *s.seq;
-      Rng rng(token_rng_seed(seq.rng_seed, seq.num_output_tokens()));
-      sampled.push_back(sample_token(
-          std::span<const float>(rows + row * vocab, static_cast<size_t>(vocab)), seq.params, rng));
-      ++row;
-    }
+    HARDKV_ASSERT(logits.dim(0) == out.num_samples);
+    sampled = be.sample(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens
   }
   be.release_scratch();
   return sampled;

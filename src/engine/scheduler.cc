@@ -151,6 +151,10 @@ FinishReason Scheduler::stop_reason(const Sequence& seq) const {
   if (!seq.params.ignore_eos && contains(config_.eos_token_ids, last)) return FinishReason::kStop;
   if (contains(seq.params.stop_token_ids, last)) return FinishReason::kStop;
   if (seq.num_output_tokens() >= seq.params.max_tokens) return FinishReason::kLength;
+  if (!seq.params.forced_tokens.empty() &&
+      seq.num_output_tokens() >= static_cast<int>(seq.params.forced_tokens.size())) {
+    return FinishReason::kLength;  // teacher forcing ran out of tokens
+  }
   if (seq.num_tokens() >= max_seq_len_) return FinishReason::kLength;
   return FinishReason::kNone;
 }

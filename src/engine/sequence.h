@@ -45,6 +45,7 @@ struct Sequence {
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;  // message when finish_reason == kError
   SequenceMetrics metrics;
+  std::vector<float> output_logprobs;  // per output token, when params.logprobs
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_output_tokens() const { return num_tokens() - num_prompt_tokens; }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "core/tensor.h"
 
@@ -25,6 +26,28 @@ struct AttentionMeta {
   int max_query_len = 0;  // host-side bounds so launchers can pick grids without a device sync
   int max_kv_len = 0;
   int block_size = 0;
+};
+
+// Per-row inputs of Backend::sample (host vectors, one entry per logits row). A row's result is
+// exactly what the host sampler (sampling/sampler.h, sample_token_with_uniform) returns for the
+// same logits, parameters and uniform: greedy = argmax (ties: lowest id); otherwise the softmax of
+// logits / temperature, filtered by top-k, then top-p (smallest prefix of the candidates sorted by
+// logit descending, ties by lower id, holding top_p of the mass), then min-p, renormalised, and
+// inverse-CDF in token-id order at `uniform`.
+struct SampleRows {
+  std::vector<float> temperature;  // [N] 0 => greedy
+  std::vector<int32_t> top_k;      // [N] <= 0 => off
+  std::vector<float> top_p;        // [N] (0, 1]; 1 => off
+  std::vector<float> min_p;        // [N] [0, 1); 0 => off
+  std::vector<double> uniform;     // [N] the row's one uniform draw in [0, 1) (unused if greedy)
+  std::vector<int32_t> forced;     // [N] >= 0: the result is this token (teacher forcing); -1: draw
+  bool logprobs = false;           // also return log_softmax(raw logits)[chosen token] per row
+  int size() const { return static_cast<int>(temperature.size()); }
+};
+
+struct SampleResult {
+  std::vector<int32_t> tokens;  // [N]
+  std::vector<float> logprobs;  // [N] when SampleRows::logprobs, else empty
 };
 
 class Backend {
@@ -75,6 +98,9 @@ class Backend {
                          const AttentionMeta& meta, float scale, Tensor& out) = 0;
   // out[i, :] = x[idx[i], :]    x act [T, H]; idx I32 [N]; out act [N, H]
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
+  // One token per row of logits F32 [N, V] (see SampleRows). The default downloads the logits
+  // and runs the host sampler; a device backend overrides it to download only the results.
+  virtual SampleResult sample(const Tensor& logits, const SampleRows& rows);
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

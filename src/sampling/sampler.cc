@@ -79,9 +79,23 @@ void sampling_distribution(std::span<const float> logits, const SamplingParams& 
 
 int32_t sample_token(std::span<const float> logits, const SamplingParams& p, Rng& rng) {
   if (p.temperature == 0.0f) return argmax(logits);
+  return sample_token_with_uniform(logits, p, rng.next_double());
+}
+
+float token_logprob(std::span<const float> logits, int32_t token) {
+  HARDKV_CHECK(token >= 0 && static_cast<size_t>(token) < logits.size(), kInvalidArgument,
+               "token {} outside a vocabulary of {}", token, logits.size());
+  const float m = *std::max_element(logits.begin(), logits.end());
+  double z = 0.0;
+  for (float x : logits) z += std::exp(static_cast<double>(x) - m);
+  return static_cast<float>(static_cast<double>(logits[token]) - m - std::log(z));
+}
+
+int32_t sample_token_with_uniform(std::span<const float> logits, const SamplingParams& p,
+                                  double u) {
+  if (p.temperature == 0.0f) return argmax(logits);
   std::vector<double> probs(logits.size());
   sampling_distribution(logits, p, probs);
-  const double u = rng.next_double();
   double cum = 0.0;
   int32_t last_nonzero = 0;
   for (size_t i = 0; i < probs.size(); ++i) {

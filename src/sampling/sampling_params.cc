@@ -16,6 +16,9 @@ void SamplingParams::validate() const {
   HARDKV_CHECK(top_k >= -1, kInvalidArgument, "top_k must be -1 or 0 (off) or positive, got {}",
                top_k);
   HARDKV_CHECK(max_tokens > 0, kInvalidArgument, "max_tokens must be > 0, got {}", max_tokens);
+  for (int32_t t : forced_tokens) {
+    HARDKV_CHECK(t >= 0, kInvalidArgument, "forced_tokens must be token ids >= 0, got {}", t);
+  }
   for (const std::string& s : stop) {
     HARDKV_CHECK(!s.empty(), kInvalidArgument, "stop strings must not be empty");
   }
