@@ -45,6 +45,8 @@ class CudaBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionMeta& meta, float scale, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
+  // GPU sampling (cuda_backend_sample.cc): only tokens (and log-probabilities) leave the device.
+  SampleResult sample(const Tensor& logits, const SampleRows& rows) override;
 
   // Qwen3 fused q/k RMSNorm + RoPE in place: x act [T, H, D], w act [D] (D % 64 == 0, <= 256).
   void qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& positions,
