@@ -2,10 +2,10 @@
 // GPU sampling kernels replace this.
 #include "kernels/cuda/cuda_backend.h"
 
-namespace hardkv {
+namespace hardkv::cuda {
 
 SampleResult CudaBackend::sample(const Tensor& logits, const SampleRows& rows) {
   return Backend::sample(logits, rows);
 }
 
-}  // namespace hardkv
+}  // namespace hardkv::cuda
