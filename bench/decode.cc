@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
         return fb;
       };
       auto* cuda = dynamic_cast<hardkv::cuda::CudaBackend*>(be.get());
-      std::unique_ptr<hardkv::cuda::CudaBackend::Graph> graph;
+      std::unique_ptr<hardkv::StepGraph> graph;
       int recaptures = 0;
       auto step = [&](int new_tokens, bool graphed = false) {
         hardkv::Tensor logits;

@@ -13,7 +13,13 @@ struct EngineConfig {
   int max_num_batched_tokens = 16384;   // tokens per step (prefill chunks + decodes)
   int max_num_seqs = 512;               // running sequences at most
   int max_model_len = 4096;             // prompt + output tokens; clamped to the model's limit
-  float gpu_memory_utilization = 0.9f;  // CUDA: share of free device memory for weights + KV
+  // CUDA: share of the device's memory hardkv may fill (weights, activations, KV pool); the KV
+  // pool gets what is left of it after a profiling step at the largest batch.
+  float gpu_memory_utilization = 0.9f;
+  // CUDA: run every step eagerly; otherwise decode steps of up to max_graph_batch_size sequences
+  // replay CUDA graphs captured per padded batch size (1, 2, 4, 8, then steps of 8).
+  bool enforce_eager = false;
+  int max_graph_batch_size = 512;
   // Tokens per KV block. 16 (as vLLM): prefix-cache hits at 16-token granularity and at most 15
   // wasted slots per sequence; the CPU attention loop walks blocks, so larger blocks buy nothing
   // there. The CUDA backend may prefer another size (set it here).

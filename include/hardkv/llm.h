@@ -37,6 +37,8 @@ struct EngineStats {
   int64_t kv_condensed_bytes_now = 0;  // hard: head-pages (masked tokens included)
   int64_t kv_sparse_bytes_now = 0;     // hard: masked part of the condensed bytes (reclaimable)
   int64_t kv_compression_events = 0;   // hard: events run so far
+  int64_t num_graph_captures = 0;      // CUDA graphs captured for decode steps
+  int64_t num_graph_replays = 0;       // decode steps replayed from a captured graph
 };
 
 class LLM {

@@ -110,15 +110,19 @@ int run_bench(const BenchFlags& f) {
                         {"num_kv_blocks", st.num_kv_blocks},
                         {"kv_block_size", st.kv_block_size},
                         {"kv_mode", st.kv_mode},
-                        {"kv_compression_events", st.kv_compression_events}};
+                        {"kv_compression_events", st.kv_compression_events},
+                        {"graph_captures", st.num_graph_captures},
+                        {"graph_replays", st.num_graph_replays}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
         "Requests: %d, input tokens: %lld, output tokens: %lld, time: %.2fs, throughput: "
-        "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens%s)\n",
+        "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens, %lld graph "
+        "replays / %lld captures%s)\n",
         f.num_seqs, static_cast<long long>(input_tokens), static_cast<long long>(output_tokens),
         seconds, tps, static_cast<long long>(st.num_steps),
         static_cast<long long>(st.num_preemptions), st.num_kv_blocks, st.kv_block_size,
+        static_cast<long long>(st.num_graph_replays), static_cast<long long>(st.num_graph_captures),
         errors ? ", SOME REQUESTS FAILED" : "");
   }
   if (st.kv_mode == "hard" && !f.json) {

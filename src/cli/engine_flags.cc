@@ -28,6 +28,11 @@ void add_engine_flags(CLI::App* app, EngineFlags& f, const std::string& max_num_
   app->add_option("--gpu-memory-utilization", e.gpu_memory_utilization,
                   "CUDA: share of device memory for weights + KV")
       ->capture_default_str();
+  app->add_flag("--enforce-eager", e.enforce_eager,
+                "CUDA: launch every step eagerly (no CUDA graphs for decode steps)");
+  app->add_option("--max-graph-batch-size", e.max_graph_batch_size,
+                  "CUDA: largest decode batch run as a CUDA graph")
+      ->capture_default_str();
   app->add_flag("--no-prefix-caching", f.no_prefix_caching, "Disable prefix caching");
   add_kv_flags(app, f.kv);
 }

@@ -14,6 +14,8 @@ void EngineConfig::validate() const {
                max_model_len);
   HARDKV_CHECK(gpu_memory_utilization > 0.0f && gpu_memory_utilization <= 1.0f, kInvalidArgument,
                "gpu_memory_utilization must be in (0, 1], got {}", gpu_memory_utilization);
+  HARDKV_CHECK(max_graph_batch_size > 0, kInvalidArgument,
+               "max_graph_batch_size must be > 0, got {}", max_graph_batch_size);
   HARDKV_CHECK(kv_block_size > 0 && kv_block_size <= 4096, kInvalidArgument,
                "kv_block_size must be in [1, 4096], got {}", kv_block_size);
   HARDKV_CHECK(num_kv_blocks == -1 || num_kv_blocks > 0, kInvalidArgument,

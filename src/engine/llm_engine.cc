@@ -71,7 +71,11 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
   sc.max_model_len = model_len;
   sc.eos_token_ids = limits_.eos_token_ids;
   scheduler_ = std::make_unique<Scheduler>(sc, *space);
-  runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get());
+  ModelRunnerOptions ro;
+  ro.use_graphs = !config_.enforce_eager;
+  ro.max_graph_batch = std::min(config_.max_graph_batch_size, graph_batch_size(config_.max_num_seqs));
+  ro.max_kv_len = limits_.max_model_len;
+  runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get(), ro);
 }
 
 LLMEngine::~LLMEngine() = default;
@@ -290,6 +294,8 @@ EngineStats LLMEngine::stats() const {
     s.kv_dense_bytes_now = static_cast<int64_t>(b.num_used_blocks_now) *
                            static_cast<int64_t>(limits_.kv_bytes_per_block);
   }
+  s.num_graph_captures = runner_->num_graph_captures();
+  s.num_graph_replays = runner_->num_graph_replays();
   s.num_waiting_now = scheduler_->num_waiting();
   s.num_running_now = scheduler_->num_running();
   return s;

@@ -1,6 +1,7 @@
 // ModelRunner: ForwardBatch construction, the forward call and host sampling.
 #include "engine/model_runner.h"
 
+#include <algorithm>
 #include <span>
 
 #include "core/error.h"
@@ -64,13 +65,98 @@ SampleRows sample_rows(const SchedulerOutput& out) {
   return rows;
 }
 
+int graph_batch_size(int n) {
+  HARDKV_ASSERT(n > 0);
+  if (n <= 8) return n <= 1 ? 1 : n <= 2 ? 2 : n <= 4 ? 4 : 8;
+  return (n + 7) / 8 * 8;
+}
+
+ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound,
+                              int block_size) {
+  const int n = static_cast<int>(b.kv_lens.size());
+  const int width = (kv_bound + block_size - 1) / block_size;  // block-table entries per row
+  HARDKV_ASSERT(n <= batch_size && static_cast<int>(b.token_ids.size()) == n &&
+                static_cast<int>(b.logits_indices.size()) == n);
+  ForwardBatch p;
+  p.token_ids.assign(batch_size, 0);
+  p.positions.assign(batch_size, 0);
+  p.slot_mapping.assign(batch_size, -1);
+  p.kv_lens.assign(batch_size, 1);
+  p.block_indices.assign(static_cast<size_t>(batch_size) * width, 0);
+  for (int i = 0; i <= batch_size; ++i) {
+    p.query_indptr.push_back(i);
+    p.block_indptr.push_back(i * width);
+  }
+  for (int i = 0; i < batch_size; ++i) p.logits_indices.push_back(i);
+  for (int i = 0; i < n; ++i) {
+    HARDKV_ASSERT(b.query_indptr[i + 1] - b.query_indptr[i] == 1 && b.kv_lens[i] <= kv_bound);
+    p.token_ids[i] = b.token_ids[i];
+    p.positions[i] = b.positions[i];
+    p.slot_mapping[i] = b.slot_mapping[i];
+    p.kv_lens[i] = b.kv_lens[i];
+    std::copy(b.block_indices.begin() + b.block_indptr[i],
+              b.block_indices.begin() + b.block_indptr[i + 1],
+              p.block_indices.begin() + static_cast<size_t>(i) * width);
+  }
+  return p;
+}
+
+ModelRunner::ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard, ModelRunnerOptions options)
+    : model_(&model), kv_(&kv), hard_(hard), options_(options) {
+  options_.use_graphs = options_.use_graphs && !hard_ && model.backend().supports_graphs() &&
+                        options_.max_graph_batch > 0 && options_.max_kv_len > 0;
+}
+
+ModelRunner::~ModelRunner() = default;
+
+Tensor ModelRunner::forward_graphed(const ForwardBatch& batch) {
+  Backend& be = model_->backend();
+  const int n = static_cast<int>(batch.kv_lens.size());
+  int max_len = 1;
+  for (int32_t len : batch.kv_lens) max_len = std::max(max_len, len);
+  // KV bound: the next power of two >= 256 holding every sequence (at most max_model_len), so a
+  // sequence re-captures only when it doubles.
+  int kv_bound = 256;
+  while (kv_bound < max_len) kv_bound *= 2;
+  kv_bound = std::max(std::min(kv_bound, options_.max_kv_len), max_len);
+  const int rows = graph_batch_size(n);
+  const ForwardBatch padded = pad_decode_batch(batch, rows, kv_bound, kv_->block_size);
+  std::unique_ptr<StepGraph>& graph = graphs_[{rows, kv_bound}];
+  Tensor logits;
+  if (graph) {
+    be.begin_replay(*graph);
+    logits = model_->forward(padded, *kv_);
+    if (be.end_replay(*graph)) {
+      ++num_replays_;
+    } else {
+      graph.reset();  // the op sequence changed (e.g. scratch moved): capture anew
+      be.release_scratch();
+    }
+  }
+  if (!graph) {
+    be.begin_capture(kv_bound);
+    logits = model_->forward(padded, *kv_);
+    graph = be.end_capture();
+    be.launch_graph(*graph);
+    ++num_captures_;
+  }
+  // The first n rows of the padded logits [rows, vocab].
+  return Tensor::view(logits.data(), logits.dtype(), {n, logits.dim(1)}, logits.device());
+}
+
 SampleResult ModelRunner::run(const SchedulerOutput& out) {
   SampleResult sampled;
   if (out.empty()) return sampled;
   const ForwardBatch batch =
       hard_ ? hard_->begin_step(out) : build_forward_batch(out, kv_->block_size);
   Backend& be = model_->backend();
-  Tensor logits = model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
+  const int num_seqs = static_cast<int>(batch.kv_lens.size());
+  const bool decode_only = static_cast<int>(batch.token_ids.size()) == num_seqs &&
+                           static_cast<int>(batch.logits_indices.size()) == num_seqs;
+  Tensor logits = options_.use_graphs && decode_only &&
+                          graph_batch_size(num_seqs) <= options_.max_graph_batch
+                      ? forward_graphed(batch)
+                      : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
     HARDKV_ASSERT(logits.dim(0) == out.num_samples);
     sampled = be.sample(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens

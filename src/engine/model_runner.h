@@ -1,9 +1,13 @@
 // ModelRunner: turns a scheduled step into the model's flat int32 ForwardBatch, runs the model
-// and samples one token per finishing sequence with a per-request, per-position seeded RNG (so a
-// token never depends on which other requests share the step, or on a preemption).
+// (decode steps as replayed step graphs where the backend has them) and samples one token per
+// finishing sequence with a per-request, per-position seeded uniform (so a token never depends on
+// which other requests share the step, or on a preemption).
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "engine/hard_kv_space.h"
@@ -23,20 +27,47 @@ uint64_t token_rng_seed(uint64_t request_seed, int output_idx);
 // uniform is the first draw of Rng(token_rng_seed(request seed, output index)).
 SampleRows sample_rows(const SchedulerOutput& out);
 
+// Graph batch sizes: 1, 2, 4, 8, then multiples of 8; the smallest one >= n.
+int graph_batch_size(int n);
+// A decode batch (one new token and one logits row per sequence) padded to `batch_size` rows with
+// fixed-size metadata, so that every step with the same (batch_size, kv_bound) has the same shape:
+// block tables padded to kv_bound / block_size entries per sequence; padding rows attend to one
+// token of block 0 and store nothing (slot -1). Requires decode-only `b` and kv_lens <= kv_bound.
+ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound,
+                              int block_size);
+
+struct ModelRunnerOptions {
+  bool use_graphs = false;   // replay step graphs for decode steps (backend must support them)
+  int max_graph_batch = 0;   // largest padded decode batch run as a graph
+  int max_kv_len = 0;        // the engine's max_model_len: the largest graph kv_bound
+};
+
 class ModelRunner {
  public:
-  // `hard`: HARD-KV mode (its ForwardBatch and attention hook); null = dense mode.
-  ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard = nullptr)
-      : model_(&model), kv_(&kv), hard_(hard) {}
+  // `hard`: HARD-KV mode (its ForwardBatch and attention hook; never graphed); null = dense.
+  ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard = nullptr,
+              ModelRunnerOptions options = {});
+  ~ModelRunner();
 
   // Runs one step; returns the token (and, when any of them asks, the log-probability) of each
   // entry with sample == true, in order.
   SampleResult run(const SchedulerOutput& out);
 
+  int64_t num_graph_captures() const { return num_captures_; }
+  int64_t num_graph_replays() const { return num_replays_; }
+
  private:
+  // Forward of a decode step through the graph of its (padded batch, KV bucket); logits of the
+  // first num_rows rows.
+  Tensor forward_graphed(const ForwardBatch& batch);
+
   Model* model_;
   KVCache* kv_;
   HardKVSpace* hard_;
+  ModelRunnerOptions options_;
+  std::map<std::pair<int, int>, std::unique_ptr<StepGraph>> graphs_;  // (batch, kv_bound)
+  int64_t num_captures_ = 0;
+  int64_t num_replays_ = 0;
 };
 
 }  // namespace hardkv

@@ -6,6 +6,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/error.h"
 #include "core/tensor.h"
 
 namespace hardkv {
@@ -48,6 +49,17 @@ struct SampleRows {
 struct SampleResult {
   std::vector<int32_t> tokens;  // [N]
   std::vector<float> logprobs;  // [N] when SampleRows::logprobs, else empty
+};
+
+// A recorded step (a CUDA graph) that a backend can replay; opaque to callers.
+struct StepGraph {
+  virtual ~StepGraph() = default;
+};
+
+// Device memory (bytes); 0 = unknown (the CPU backend).
+struct DeviceMemory {
+  size_t free = 0;
+  size_t total = 0;
 };
 
 class Backend {
@@ -101,6 +113,28 @@ class Backend {
   // One token per row of logits F32 [N, V] (see SampleRows). The default downloads the logits
   // and runs the host sampler; a device backend overrides it to download only the results.
   virtual SampleResult sample(const Tensor& logits, const SampleRows& rows);
+
+  // --- device memory -----------------------------------------------------------------------
+  virtual DeviceMemory memory() const { return {}; }
+
+  // --- step graphs (optional: supports_graphs() == false means none of these is called) ------
+  // capture: begin_capture(kv_bound); model.forward(...); g = end_capture(); launch_graph(*g)
+  // replay:  begin_replay(*g); model.forward(...); if (!end_replay(*g)) capture anew
+  // A capture records without running; a replay's forward() does only host work (metadata into
+  // the buffers the graph reads) and end_replay() launches the graph when the step's op sequence
+  // (ops, buffers, sizes) matched the captured one. Attention in a graph is planned for every KV
+  // length <= kv_bound.
+  virtual bool supports_graphs() const { return false; }
+  virtual void begin_capture(int /*kv_bound*/) { no_graphs(); }
+  virtual std::unique_ptr<StepGraph> end_capture() { no_graphs(); }
+  virtual void begin_replay(const StepGraph&) { no_graphs(); }
+  [[nodiscard]] virtual bool end_replay(const StepGraph&) { no_graphs(); }
+  virtual void launch_graph(const StepGraph&) { no_graphs(); }
+
+ private:
+  [[noreturn]] void no_graphs() const {
+    HARDKV_THROW(kUnsupported, "the {} backend has no step graphs", name());
+  }
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

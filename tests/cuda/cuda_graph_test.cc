@@ -29,7 +29,7 @@ TEST(CudaGraphTest, ReplayedDecodeMatchesEager) {
   auto run = [&](bool graphed, const std::vector<int32_t>& feed) {
     KVCache kv = model->allocate_kv_cache(kBlocks, kBlock);
     std::vector<std::vector<float>> all;
-    std::unique_ptr<cuda::CudaBackend::Graph> graph;
+    std::unique_ptr<StepGraph> graph;
     int recaptures = 0;
     for (int step = 0; step <= kSteps; ++step) {
       const int len = kPrompt + step, n_new = step == 0 ? kPrompt : 1;

@@ -442,7 +442,7 @@ void CudaBackend::begin_capture(int kv_bound) {
   CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
 }
 
-std::unique_ptr<CudaBackend::Graph> CudaBackend::end_capture() {
+std::unique_ptr<StepGraph> CudaBackend::end_capture() {
   HARDKV_CHECK(mode_ == Mode::kCapture, kInternal, "cuda: end_capture without begin_capture");
   mode_ = Mode::kEager;
   cudaGraph_t graph = nullptr;
@@ -456,7 +456,8 @@ std::unique_ptr<CudaBackend::Graph> CudaBackend::end_capture() {
   return g;
 }
 
-void CudaBackend::begin_replay(const Graph& graph) {
+void CudaBackend::begin_replay(const StepGraph& step_graph) {
+  const Graph& graph = static_cast<const Graph&>(step_graph);
   HARDKV_CHECK(mode_ == Mode::kEager, kInternal, "cuda: begin_replay inside a graph step");
   CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read staging
   mode_ = Mode::kReplay;
@@ -464,7 +465,8 @@ void CudaBackend::begin_replay(const Graph& graph) {
   signature_ = 0;
 }
 
-bool CudaBackend::end_replay(const Graph& graph) {
+bool CudaBackend::end_replay(const StepGraph& step_graph) {
+  const Graph& graph = static_cast<const Graph&>(step_graph);
   HARDKV_CHECK(mode_ == Mode::kReplay, kInternal, "cuda: end_replay without begin_replay");
   mode_ = Mode::kEager;
   if (signature_ != graph.signature) return false;  // shapes, buffers or op order changed
@@ -472,8 +474,15 @@ bool CudaBackend::end_replay(const Graph& graph) {
   return true;
 }
 
-void CudaBackend::launch_graph(const Graph& graph) {
-  CUDA_CHECK(cudaGraphLaunch(graph.exec, stream_));
+void CudaBackend::launch_graph(const StepGraph& graph) {
+  CUDA_CHECK(cudaGraphLaunch(static_cast<const Graph&>(graph).exec, stream_));
+}
+
+DeviceMemory CudaBackend::memory() const {
+  CUDA_CHECK(cudaSetDevice(device_idx_));
+  DeviceMemory m;
+  CUDA_CHECK(cudaMemGetInfo(&m.free, &m.total));
+  return m;
 }
 
 }  // namespace cuda

@@ -69,19 +69,22 @@ class CudaBackend final : public Backend {
   // slot (64 int32 entries) under one graph; crossing a slot boundary needs a new capture.
   // Attention is planned for KV lengths up to kv_bound so the graph serves every step whose longest
   // sequence is <= kv_bound.
-  struct Graph {
+  struct Graph : StepGraph {
     cudaGraphExec_t exec = nullptr;
     uint64_t signature = 0;  // hash of the captured op sequence (op, pointers, sizes)
     int kv_bound = 0;
-    ~Graph();
+    ~Graph() override;
   };
-  void begin_capture(int kv_bound);
-  std::unique_ptr<Graph> end_capture();
-  void begin_replay(const Graph& graph);
-  [[nodiscard]] bool end_replay(const Graph& graph);
+  bool supports_graphs() const override { return true; }
+  void begin_capture(int kv_bound) override;
+  std::unique_ptr<StepGraph> end_capture() override;
+  void begin_replay(const StepGraph& graph) override;
+  [[nodiscard]] bool end_replay(const StepGraph& graph) override;
   // Runs the graph on the stream (end_replay does this; also right after capture, since a
   // capture records the step without running it).
-  void launch_graph(const Graph& graph);
+  void launch_graph(const StepGraph& graph) override;
+
+  DeviceMemory memory() const override;
 
   // Per-op device time for breakdowns: events around every eager op and a synchronisation after
   // each (so it slows the step down; never on in production).
