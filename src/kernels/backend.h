@@ -105,6 +105,15 @@ class Backend {
   // (slot = block * block_size + offset; -1 skips the row).
   virtual void kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                         Tensor& v_cache) = 0;
+  // The attention inputs of one layer from its fused q/k/v projection qkv act [T, (Hq+2Hkv)*D]
+  // (per token: Hq query heads, then Hkv key heads, then Hkv value heads): query heads ->
+  // rms_norm(q_norm) when q_norm is set -> RoPE -> q_out act [T, Hq, D]; key heads ->
+  // rms_norm(k_norm) when set -> RoPE -> k_cache, value heads -> v_cache, at slots I32 [T]
+  // (-1 skips the token). Same results as rms_norm + rope + kv_store on separate q, k, v.
+  virtual void qkv_prepare(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                           float eps, const Tensor& positions, const Tensor& cos_sin,
+                           const Tensor& slots, Tensor& q_out, Tensor& k_cache,
+                           Tensor& v_cache) = 0;
   // Paged causal attention: q act [T, Hq, D] -> out act [T, Hq, D], GQA (Hq % Hkv == 0).
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                          const AttentionMeta& meta, float scale, Tensor& out) = 0;

@@ -1,6 +1,6 @@
 // The decoder: one implementation for Llama, Qwen2 and Qwen3 over the Backend ops.
-// Step: embed -> L x (norm, qkv, [qk-norm], rope, kv store, paged attention, o-proj, norm,
-// gate_up, silu*mul, down) -> final norm on the wanted rows -> lm_head (F32 logits).
+// Step: embed -> L x (norm, fused qkv projection, qkv_prepare [q/k norm, RoPE, K/V store], paged
+// attention, o-proj, norm, gate_up, silu*mul, down) -> final norm on the wanted rows -> lm_head.
 #include "model/model.h"
 
 #include <cmath>
@@ -17,8 +17,8 @@ namespace hardkv {
 struct Model::Layer {
   Tensor input_norm;  // [H]
   Tensor post_norm;   // [H]
-  Tensor wq, wk, wv;  // [Hq*D, H], [Hkv*D, H], [Hkv*D, H]
-  Tensor bq, bk, bv;  // [Hq*D], [Hkv*D], [Hkv*D] (Qwen2) or undefined
+  Tensor wqkv;        // [(Hq + 2 Hkv) * D, H]: q_proj rows, then k_proj, then v_proj
+  Tensor bqkv;        // [(Hq + 2 Hkv) * D] (Qwen2, attention_bias) or undefined
   Tensor wo, bo;      // [H, Hq*D], [H] or undefined
   Tensor q_norm, k_norm;        // [D] (Qwen3) or undefined
   Tensor w_gate_up, b_gate_up;  // [2I, H] (gate rows then up rows), [2I] or undefined
@@ -70,12 +70,33 @@ std::unique_ptr<Model> Model::load(const std::string& model_dir, Backend& backen
     Layer& l = model->layers_[i];
     l.input_norm = up(p + "input_layernorm.weight");
     l.post_norm = up(p + "post_attention_layernorm.weight");
-    l.wq = up(p + "self_attn.q_proj.weight");
-    l.wk = up(p + "self_attn.k_proj.weight");
-    l.wv = up(p + "self_attn.v_proj.weight");
-    l.bq = up_opt(p + "self_attn.q_proj.bias");
-    l.bk = up_opt(p + "self_attn.k_proj.bias");
-    l.bv = up_opt(p + "self_attn.v_proj.bias");
+    const std::string a = p + "self_attn.";
+    l.wqkv = backend.upload(concat_rows(concat_rows(host.at(a + "q_proj.weight"),
+                                                    host.at(a + "k_proj.weight")),
+                                        host.at(a + "v_proj.weight")),
+                            act);
+    if (host.count(a + "q_proj.bias") || host.count(a + "k_proj.bias") ||
+        host.count(a + "v_proj.bias")) {
+      auto bias_or_zeros = [&](const std::string& name, int64_t n) {
+        auto it = host.find(name);
+        if (it != host.end()) return it->second;
+        Tensor z = Tensor::empty(DType::kF32, {n});
+        std::memset(z.data(), 0, z.nbytes());
+        return z;
+      };
+      const int64_t q_rows = config.num_heads * config.head_dim;
+      const int64_t kv_rows = config.num_kv_heads * config.head_dim;
+      Tensor bq = bias_or_zeros(a + "q_proj.bias", q_rows);
+      Tensor bk = bias_or_zeros(a + "k_proj.bias", kv_rows);
+      Tensor bv = bias_or_zeros(a + "v_proj.bias", kv_rows);
+      auto f32 = [&](const Tensor& t) {  // concat needs one dtype
+        if (t.dtype() == DType::kF32) return t;
+        Tensor o = Tensor::empty(DType::kF32, t.shape());
+        convert_to_f32(t.data(), t.dtype(), o.data_as<float>(), static_cast<size_t>(t.numel()));
+        return o;
+      };
+      l.bqkv = backend.upload(concat_rows(concat_rows(f32(bq), f32(bk)), f32(bv)), act);
+    }
     l.wo = up(p + "self_attn.o_proj.weight");
     l.bo = up_opt(p + "self_attn.o_proj.bias");
     l.q_norm = up_opt(p + "self_attn.q_norm.weight");
@@ -170,9 +191,8 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
 
   Tensor residual = be.scratch(act, {num_tokens, hidden});  // running residual stream
   Tensor h = be.scratch(act, {num_tokens, hidden});         // normed input of each sub-block
+  Tensor qkv = be.scratch(act, {num_tokens, (hq + 2 * hkv) * hd});
   Tensor q = be.scratch(act, {num_tokens, hq, hd});
-  Tensor k = be.scratch(act, {num_tokens, hkv, hd});
-  Tensor v = be.scratch(act, {num_tokens, hkv, hd});
   Tensor attn = be.scratch(act, {num_tokens, hq, hd});
   Tensor gate_up = be.scratch(act, {num_tokens, 2 * inter});
   Tensor mlp_act = be.scratch(act, {num_tokens, inter});
@@ -182,21 +202,9 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Layer& l = layers_[i];
     if (i > 0) be.add_rms_norm(h, residual, l.input_norm, eps);  // h holds the last MLP output
-    Tensor q2 = q.reshape({num_tokens, hq * hd});
-    Tensor k2 = k.reshape({num_tokens, hkv * hd});
-    Tensor v2 = v.reshape({num_tokens, hkv * hd});
-    be.linear(h, l.wq, opt(l.bq), q2);
-    be.linear(h, l.wk, opt(l.bk), k2);
-    be.linear(h, l.wv, opt(l.bv), v2);
-    if (c.qk_norm) {
-      Tensor qn = q.reshape({num_tokens * hq, hd});
-      Tensor kn = k.reshape({num_tokens * hkv, hd});
-      be.rms_norm(qn, l.q_norm, eps, qn);
-      be.rms_norm(kn, l.k_norm, eps, kn);
-    }
-    be.rope(q, positions, rope_cos_sin_);
-    be.rope(k, positions, rope_cos_sin_);
-    be.kv_store(k, v, slots, kv.k[i], kv.v[i]);
+    be.linear(h, l.wqkv, opt(l.bqkv), qkv);
+    be.qkv_prepare(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_, slots, q,
+                   kv.k[i], kv.v[i]);
     if (hook) {
       hook->attend(static_cast<int>(i), q, kv.k[i], kv.v[i], meta, scale, attn);
     } else {

@@ -226,6 +226,42 @@ TEST_F(CudaOpsTest, KvStore) {
   expect_close(vcc, vcg, 1e-12, "kv_store v");
 }
 
+// The fused attention-input op against the CPU reference (which runs rms_norm / rope / kv_store
+// on the split projection): with and without per-head norms, head_dim 128 / 64 / 48 (a head whose
+// half is not a multiple of 32), skipped slots.
+TEST_F(CudaOpsTest, QkvPrepare) {
+  struct Case {
+    int64_t dim;
+    bool norms;
+  };
+  for (const Case c : {Case{128, true}, Case{64, false}, Case{48, true}}) {
+    const int64_t tokens = 13, hq = 8, hkv = 2, blocks = 4, bs = 16, max_pos = 512;
+    Tensor table = rope_table(max_pos, c.dim, 1e6);
+    std::vector<int32_t> pos(tokens), slots(blocks * bs);
+    for (auto& p : pos) p = static_cast<int32_t>(rng_() % max_pos);
+    std::iota(slots.begin(), slots.end(), 0);
+    std::shuffle(slots.begin(), slots.end(), rng_);
+    slots.resize(tokens);
+    slots[5] = -1;
+    Tensor qkv = random({tokens, (hq + 2 * hkv) * c.dim}, 2.f);
+    Tensor qw = random({c.dim}), kw = random({c.dim});
+    Tensor kc = random({blocks, bs, hkv, c.dim}), vc = random({blocks, bs, hkv, c.dim});
+    Tensor kcc = cpu_act(kc), vcc = cpu_act(vc), kcg = gpu_act(kc), vcg = gpu_act(vc);
+    Tensor qc = cpu_->alloc(DType::kF32, {tokens, hq, c.dim});
+    Tensor qg = gpu_poisoned(DType::kBF16, {tokens, hq, c.dim});
+    Tensor qwc = cpu_act(qw), kwc = cpu_act(kw), qwg = gpu_act(qw), kwg = gpu_act(kw);
+    cpu_->qkv_prepare(cpu_act(qkv), c.norms ? &qwc : nullptr, c.norms ? &kwc : nullptr, 1e-6f,
+                      cpu_->upload(ints(pos), DType::kI32), cpu_->upload(table, DType::kF32),
+                      cpu_->upload(ints(slots), DType::kI32), qc, kcc, vcc);
+    gpu_->qkv_prepare(gpu_act(qkv), c.norms ? &qwg : nullptr, c.norms ? &kwg : nullptr, 1e-6f,
+                      gpu_->upload(ints(pos), DType::kI32), gpu_->upload(table, DType::kF32),
+                      gpu_->upload(ints(slots), DType::kI32), qg, kcg, vcg);
+    expect_close(qc, qg, kBf16Nmse, "qkv_prepare q");
+    expect_close(kcc, kcg, kBf16Nmse, "qkv_prepare k cache");
+    expect_close(vcc, vcg, 1e-12, "qkv_prepare v cache");
+  }
+}
+
 // One attention scenario: per sequence, (new query tokens, cached + new tokens).
 struct AttnCase {
   std::vector<std::pair<int, int>> seqs;

@@ -147,6 +147,41 @@ void CpuBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots,
                 v_cache.data_as<float>());
 }
 
+void CpuBackend::qkv_prepare(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                             float eps, const Tensor& positions, const Tensor& cos_sin,
+                             const Tensor& slots, Tensor& q_out, Tensor& k_cache,
+                             Tensor& v_cache) {
+  expect(qkv, DType::kF32, "qkv");
+  expect(positions, DType::kI32, "positions");
+  expect(slots, DType::kI32, "slots");
+  expect(q_out, DType::kF32, "q_out");
+  const int64_t t = q_out.dim(0), hq = q_out.dim(1), d = q_out.dim(2), hkv = k_cache.dim(2);
+  HARDKV_CHECK(q_out.ndim() == 3 && qkv.numel() == t * (hq + 2 * hkv) * d &&
+                   positions.numel() == t && slots.numel() == t && k_cache.dim(3) == d &&
+                   cos_sin.dim(1) == d && (!q_norm || q_norm->numel() == d) &&
+                   (!k_norm || k_norm->numel() == d),
+               kInternal, "qkv_prepare qkv {} q_out {} cache {}", shape_str(qkv.shape()),
+               shape_str(q_out.shape()), shape_str(k_cache.shape()));
+  cpu::QkvPrepareArgs a{};
+  a.qkv = qkv.data_as<float>();
+  a.q_norm = q_norm ? q_norm->data_as<float>() : nullptr;
+  a.k_norm = k_norm ? k_norm->data_as<float>() : nullptr;
+  a.eps = eps;
+  a.positions = positions.data_as<int32_t>();
+  a.cos_sin = cos_sin.data_as<float>();
+  a.max_pos = cos_sin.dim(0);
+  a.slots = slots.data_as<int32_t>();
+  a.q_out = q_out.data_as<float>();
+  a.k_cache = k_cache.data_as<float>();
+  a.v_cache = v_cache.data_as<float>();
+  a.num_slots = k_cache.dim(0) * k_cache.dim(1);
+  a.num_tokens = t;
+  a.num_heads = hq;
+  a.num_kv_heads = hkv;
+  a.head_dim = d;
+  cpu::qkv_prepare(a);
+}
+
 void CpuBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                            const AttentionMeta& meta, float scale, Tensor& out) {
   expect(q, DType::kF32, "q");

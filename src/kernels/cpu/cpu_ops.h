@@ -33,6 +33,28 @@ void silu_mul(const float* gate_up, int64_t num_tokens, int64_t inter, float* ou
 void kv_store(const float* k, const float* v, const int32_t* slots, int64_t num_tokens,
               int64_t row, int64_t num_slots, float* k_cache, float* v_cache);
 
+// The attention inputs from a fused projection (see Backend::qkv_prepare): qkv [T, (Hq+2Hkv)*D];
+// q_norm, k_norm [D] or null; q_out [T, Hq, D]; caches [num_slots, Hkv * D].
+struct QkvPrepareArgs {
+  const float* qkv;
+  const float* q_norm;
+  const float* k_norm;
+  float eps;
+  const int32_t* positions;  // [T]
+  const float* cos_sin;      // [max_pos, D]
+  int64_t max_pos;
+  const int32_t* slots;  // [T]
+  float* q_out;
+  float* k_cache;
+  float* v_cache;
+  int64_t num_slots;
+  int64_t num_tokens;
+  int64_t num_heads;
+  int64_t num_kv_heads;
+  int64_t head_dim;
+};
+void qkv_prepare(const QkvPrepareArgs& args);
+
 // Paged causal GQA attention (see AttentionMeta in kernels/backend.h for the indexing contract).
 // q, out [T, Hq, D]; caches [num_blocks, block_size, Hkv, D].
 struct PagedAttentionArgs {

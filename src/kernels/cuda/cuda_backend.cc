@@ -13,6 +13,7 @@
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/cuda/kv_store.h"
+#include "kernels/cuda/qkv_prepare.h"
 #include "kernels/cuda/rms_norm.h"
 #include "kernels/cuda/rope.h"
 #include "kernels/cuda/silu_mul.h"
@@ -315,6 +316,53 @@ void CudaBackend::silu_mul(const Tensor& gate_up, Tensor& out) {
   const ProfileScope prof(this, "silu_mul");
   if (record_op(7, {gate_up.data(), out.data()}, out.numel())) return;
   launch_silu_mul(cbf(gate_up), mbf(out), out.numel() / inter, inter, stream_);
+}
+
+void CudaBackend::qkv_prepare(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                              float eps, const Tensor& positions, const Tensor& cos_sin,
+                              const Tensor& slots, Tensor& q_out, Tensor& k_cache,
+                              Tensor& v_cache) {
+  check_dtype(qkv, DType::kBF16, "qkv_prepare", "qkv");
+  check_dtype(positions, DType::kI32, "qkv_prepare", "positions");
+  check_dtype(cos_sin, DType::kF32, "qkv_prepare", "cos_sin");
+  check_dtype(slots, DType::kI32, "qkv_prepare", "slots");
+  check_dtype(q_out, DType::kBF16, "qkv_prepare", "q_out");
+  check_dtype(k_cache, DType::kBF16, "qkv_prepare", "k_cache");
+  check_dtype(v_cache, DType::kBF16, "qkv_prepare", "v_cache");
+  if (q_norm) check_dtype(*q_norm, DType::kBF16, "qkv_prepare", "q_norm");
+  if (k_norm) check_dtype(*k_norm, DType::kBF16, "qkv_prepare", "k_norm");
+  const int64_t t = q_out.dim(0), hq = q_out.dim(1), d = q_out.dim(2), hkv = k_cache.dim(2);
+  HARDKV_CHECK(q_out.ndim() == 3 && k_cache.ndim() == 4 && k_cache.shape() == v_cache.shape() &&
+                   k_cache.dim(3) == d && qkv.numel() == t * (hq + 2 * hkv) * d &&
+                   positions.numel() == t && slots.numel() == t && cos_sin.dim(1) == d &&
+                   (!q_norm || q_norm->numel() == d) && (!k_norm || k_norm->numel() == d),
+               kInvalidArgument, "cuda qkv_prepare: qkv {} q_out {} caches {} positions {}",
+               shape_str(qkv.shape()), shape_str(q_out.shape()), shape_str(k_cache.shape()),
+               shape_str(positions.shape()));
+  QkvPrepareParams p;
+  p.qkv = cbf(qkv);
+  p.q_norm = q_norm ? cbf(*q_norm) : nullptr;
+  p.k_norm = k_norm ? cbf(*k_norm) : nullptr;
+  p.eps = eps;
+  p.positions = ci32(positions);
+  p.cos_sin = cos_sin.data_as<const float>();
+  p.max_pos = cos_sin.dim(0);
+  p.slots = ci32(slots);
+  p.q_out = mbf(q_out);
+  p.k_cache = mbf(k_cache);
+  p.v_cache = mbf(v_cache);
+  p.num_slots = k_cache.dim(0) * k_cache.dim(1);
+  p.num_tokens = t;
+  p.num_heads = hq;
+  p.num_kv_heads = hkv;
+  p.head_dim = d;
+  const ProfileScope prof(this, "qkv_prepare");
+  if (record_op(12,
+                {qkv.data(), positions.data(), slots.data(), q_out.data(), k_cache.data(),
+                 v_cache.data(), p.q_norm, p.k_norm},
+                qkv.numel()))
+    return;
+  launch_qkv_prepare(p, stream_);
 }
 
 void CudaBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,

@@ -42,6 +42,9 @@ class CudaBackend final : public Backend {
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
                 Tensor& v_cache) override;
+  void qkv_prepare(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm, float eps,
+                   const Tensor& positions, const Tensor& cos_sin, const Tensor& slots,
+                   Tensor& q_out, Tensor& k_cache, Tensor& v_cache) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionMeta& meta, float scale, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
