@@ -1,0 +1,33 @@
+// Sampling on the GPU: one thread block per row of fp32 logits picks the row's token (greedy,
+// temperature, top-k, top-p, min-p) and its raw log-probability, so only N ints (+ N floats) leave
+// the device. Same rules as the host sampler (src/sampling/sampler.cc), see sampling.cu.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace hardkv::cuda {
+
+// One row's sampling parameters as the kernel reads them (a device array of N).
+struct SampleRowParams {
+  double uniform = 0.0;      // the row's one draw in [0, 1) (unused if greedy or forced)
+  float temperature = 0.f;   // 0 => greedy (argmax, ties: lowest id)
+  float top_p = 1.f;         // (0, 1]; >= 1 => off
+  float min_p = 0.f;         // [0, 1); <= 0 => off
+  int32_t top_k = 0;         // <= 0 or >= vocab => off
+  int32_t forced = -1;       // >= 0 (< vocab): the row's token is this one (teacher forcing)
+  int32_t unused = 0;        // keeps the struct 32 bytes
+};
+static_assert(sizeof(SampleRowParams) == 32);
+
+// logits F32 [num_rows, vocab] (device; rows packed); params [num_rows] (device).
+// out_tokens I32 [num_rows] (device). out_logprobs F32 [num_rows] or null: log_softmax(raw
+// logits)[token]. out_kept I32 [num_rows] or null (a test hook): how many tokens the row could
+// draw (nonzero probability after the filters; 1 for greedy, 0 for forced rows).
+// No host synchronisation; vocab <= 2^31 - 1.
+void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
+                   const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
+                   int32_t* out_kept, cudaStream_t stream);
+
+}  // namespace hardkv::cuda
