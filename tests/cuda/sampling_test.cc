@@ -101,8 +101,9 @@ class CudaSamplingTest : public ::testing::Test {
     std::vector<float> logprobs;
   };
   // Runs the kernel on host logits F32 [n, vocab] with one SampleRowParams per row.
+  // cluster_size: thread blocks per row (0 = the launcher's choice).
   GpuOut run_kernel(const std::vector<float>& logits, int64_t vocab,
-                    const std::vector<SampleRowParams>& params) {
+                    const std::vector<SampleRowParams>& params, int cluster_size = 0) {
     const int64_t n = static_cast<int64_t>(params.size());
     Tensor host = Tensor::empty(DType::kF32, {n, vocab});
     std::memcpy(host.data(), logits.data(), logits.size() * sizeof(float));
@@ -115,7 +116,7 @@ class CudaSamplingTest : public ::testing::Test {
     cuda::launch_sample(dev.data_as<const float>(), n, vocab,
                         reinterpret_cast<const SampleRowParams*>(pd.data()),
                         tok.data_as<int32_t>(), lp.data_as<float>(), kept.data_as<int32_t>(),
-                        cuda_->stream());
+                        cuda_->stream(), cluster_size);
     GpuOut out;
     const Tensor t = be_->download(tok), k = be_->download(kept), l = be_->download(lp);
     out.tokens.assign(t.data_as<int32_t>(), t.data_as<int32_t>() + n);
@@ -127,6 +128,20 @@ class CudaSamplingTest : public ::testing::Test {
   std::unique_ptr<Backend> be_;
   cuda::CudaBackend* cuda_ = nullptr;
 };
+
+// A draw that differs from the host's (see the rule below).
+void check_adjacent_draw(const std::vector<double>& probs, int32_t got, int32_t want, double u,
+                         const std::string& what) {
+  EXPECT_GT(probs[got], 0.0) << what << ": GPU token " << got << " not kept";
+  const int32_t lo = std::min(got, want), hi = std::max(got, want);
+  double cdf_lo = 0;  // host cumulative probability up to and including lo
+  for (int32_t t = 0; t <= lo; ++t) cdf_lo += probs[t];
+  for (int32_t t = lo + 1; t < hi; ++t) {
+    EXPECT_EQ(probs[t], 0.0) << what << ": kept token " << t << " between " << got << " and "
+                             << want;
+  }
+  EXPECT_NEAR(u, cdf_lo, 1e-9) << what << ": GPU " << got << " host " << want;
+}
 
 // Rule for a draw that differs from the host's: the GPU sums weights in another order (block
 // scans, not a left-to-right loop), which can move a CDF boundary by a few ulps. So a differing
@@ -156,52 +171,54 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
       gp[i].min_p = ps[i].min_p;
       gp[i].uniform = random_uniform(rng);
     }
-    const GpuOut g = run_kernel(logits, vocab, gp);
+    // Every row through several cluster sizes (blocks per row): the launcher's, 1, 3 and 16.
+    std::vector<GpuOut> outs;
+    for (const int cluster_size : {0, 1, 3, 16}) {
+      outs.push_back(run_kernel(logits, vocab, gp, cluster_size));
+    }
     std::vector<double> probs(vocab);
+    const int cluster_sizes[] = {0, 1, 3, 16};
     for (int i = 0; i < n; ++i) {
       const std::span<const float> row(logits.data() + i * vocab, vocab);
       const SamplingParams& p = ps[i];
-      const std::string what = fmt::format(
-          "vocab {} row {} kind {} T {} top_k {} top_p {} min_p {} u {}", vocab, i,
-          static_cast<int>(kinds[i]), p.temperature, p.top_k, p.top_p, p.min_p, gp[i].uniform);
       const int32_t want = sample_token_with_uniform(row, p, gp[i].uniform);
-      const int32_t got = g.tokens[i];
-      ASSERT_TRUE(got >= 0 && got < vocab) << what << ": token " << got;
-      ++total_rows;
-      if (p.temperature == 0.f) {
-        ASSERT_EQ(got, want) << what << " (greedy must match exactly)";
-        EXPECT_EQ(g.kept[i], 1) << what;
-      } else {
+      int host_kept = 1;
+      if (p.temperature != 0.f) {
         sampling_distribution(row, p, probs);
-        const int host_kept =
-            static_cast<int>(std::count_if(probs.begin(), probs.end(), [](double q) {
-              return q > 0.0;
-            }));
-        ++kept_checked;
-        if (g.kept[i] != host_kept) {
-          ++differing_kept;
-          EXPECT_LE(std::abs(g.kept[i] - host_kept), 1) << what << ": kept " << g.kept[i]
-                                                        << " vs host " << host_kept;
-        }
-        if (got != want) {
-          ++differing_draws;
-          EXPECT_GT(probs[got], 0.0) << what << ": GPU token " << got << " not kept";
-          const int32_t lo = std::min(got, want), hi = std::max(got, want);
-          double cdf_lo = 0;  // host cumulative probability up to and including lo
-          for (int32_t t = 0; t <= lo; ++t) cdf_lo += probs[t];
-          for (int32_t t = lo + 1; t < hi; ++t) {
-            EXPECT_EQ(probs[t], 0.0) << what << ": kept token " << t << " between " << got
-                                     << " and " << want;
-          }
-          EXPECT_NEAR(gp[i].uniform, cdf_lo, 1e-9) << what << ": GPU " << got << " host " << want;
-        }
+        host_kept = static_cast<int>(
+            std::count_if(probs.begin(), probs.end(), [](double q) { return q > 0.0; }));
       }
-      const float lp = token_logprob(row, got);
-      max_lp_err = std::max(max_lp_err, static_cast<double>(std::abs(lp - g.logprobs[i])));
-      ASSERT_NEAR(g.logprobs[i], lp, 1e-4) << what;
+      for (size_t v = 0; v < outs.size(); ++v) {
+        const std::string what = fmt::format(
+            "vocab {} row {} kind {} T {} top_k {} top_p {} min_p {} u {} cluster {}", vocab, i,
+            static_cast<int>(kinds[i]), p.temperature, p.top_k, p.top_p, p.min_p, gp[i].uniform,
+            cluster_sizes[v]);
+        const int32_t got = outs[v].tokens[i];
+        const int kept = outs[v].kept[i];
+        ASSERT_TRUE(got >= 0 && got < vocab) << what << ": token " << got;
+        ++total_rows;
+        if (p.temperature == 0.f) {
+          ASSERT_EQ(got, want) << what << " (greedy must match exactly)";
+          EXPECT_EQ(kept, 1) << what;
+        } else {
+          ++kept_checked;
+          if (kept != host_kept) {
+            ++differing_kept;
+            EXPECT_LE(std::abs(kept - host_kept), 1) << what << ": kept " << kept << " vs host "
+                                                     << host_kept;
+          }
+          if (got != want) {
+            ++differing_draws;
+            check_adjacent_draw(probs, got, want, gp[i].uniform, what);
+          }
+        }
+        const float lp = token_logprob(row, got);
+        max_lp_err = std::max(max_lp_err, static_cast<double>(std::abs(lp - outs[v].logprobs[i])));
+        ASSERT_NEAR(outs[v].logprobs[i], lp, 1e-4) << what;
+      }
     }
   }
-  std::printf("sampling: %lld rows, %lld draws differ from the host, %lld of %lld kept sets "
+  std::printf("sampling: %lld row draws (rows x 4 cluster sizes), %lld differ from the host, %lld of %lld kept sets "
               "differ, max |logprob error| %.2e\n",
               static_cast<long long>(total_rows), static_cast<long long>(differing_draws),
               static_cast<long long>(differing_kept), static_cast<long long>(kept_checked),
@@ -243,10 +260,13 @@ TEST_F(CudaSamplingTest, KeptSetSizes) {
     p.uniform = 0.5;
     gp.push_back(p);
   }
-  const GpuOut g = run_kernel(logits, vocab, gp);
-  for (size_t i = 0; i < gp.size(); ++i) {
-    EXPECT_EQ(g.kept[i], cases[i].kept) << "case " << i;
-    EXPECT_GE(row[g.tokens[i]], 1.f - cases[i].kept) << "case " << i << ": token outside the set";
+  for (const int cluster_size : {0, 16}) {
+    const GpuOut g = run_kernel(logits, vocab, gp, cluster_size);
+    for (size_t i = 0; i < gp.size(); ++i) {
+      EXPECT_EQ(g.kept[i], cases[i].kept) << "case " << i << " cluster " << cluster_size;
+      EXPECT_GE(row[g.tokens[i]], 1.f - cases[i].kept)
+          << "case " << i << " cluster " << cluster_size << ": token outside the set";
+    }
   }
 }
 

@@ -1,9 +1,14 @@
-// GPU sampling, one thread block per row of logits. The kept set of top-k / top-p / min-p is a
-// prefix of the tokens sorted by (logit desc, id asc); it is found by exact radix select on 32-bit
-// order-preserving keys (three counting passes per filter) instead of a sort, then the token is
-// drawn by inverse CDF in token-id order over the kept set (a block-wide prefix scan). Weights are
-// exp((x - max) / T) in double, as the host sampler computes them, so draws match it bit-for-bit
-// except where summation order moves a CDF boundary by a few ulps.
+// GPU sampling, one thread-block cluster per row of logits (each block a contiguous slice of the
+// row; cluster-wide sums through distributed shared memory), so a few rows still use many SMs.
+// The kept set of top-k / top-p / min-p is a prefix of the tokens sorted by (logit desc, id asc);
+// it is found by exact radix select on 32-bit order-preserving keys (three counting passes per
+// filter) instead of a sort. The token is then drawn by inverse CDF in token-id order over the
+// kept set: one pass sums each thread's contiguous segment, a scan over threads and blocks finds
+// the segment where the CDF crosses the row's uniform, and its thread walks it. Weights are
+// exp((x - max) / T) in double, as the host sampler computes them, so draws match it except
+// where summation order moves a CDF boundary by a few ulps.
+#include <cooperative_groups.h>
+
 #include <cfloat>
 #include <climits>
 #include <cstdint>
@@ -14,8 +19,12 @@
 namespace hardkv::cuda {
 namespace {
 
+namespace cg = cooperative_groups;
+
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
+constexpr int kMaxCluster = 16;
+constexpr int kMinSlice = 4096;  // tokens per block at least, before a row gets more blocks
 constexpr unsigned kFull = 0xffffffffu;
 constexpr int kMaxBins = 2048;
 constexpr int kLevels = 3;  // key bits [31:21], [20:10], [9:0]
@@ -25,7 +34,6 @@ __constant__ int kBins[kLevels] = {2048, 2048, 1024};
 // order-independent; 2^18 tokens * 2^44 < 2^63.
 constexpr double kMassScale = 17592186044416.0;  // 2^44
 constexpr uint32_t kAllTies = 0xffffffffu;
-constexpr int kScanItems = 4;  // consecutive tokens per thread in the id-order scan
 
 using u64 = unsigned long long;
 
@@ -60,13 +68,29 @@ struct Weights {
 __device__ __forceinline__ u64 to_fixed(double w) { return __double2ull_rn(w * kMassScale); }
 
 struct Shared {
-  u64 hist[kMaxBins];
+  u64 hist[kMaxBins];               // this block's histogram (read by the whole cluster)
   alignas(8) char red[kWarps * 8];  // one value per warp for block reductions and scans
-  float red_f[kWarps];
-  int red_i[kWarps];
+  alignas(8) char slot[8];          // this block's value for cluster reductions and scans
   uint32_t digit;
-  u64 above;
+  u64 above, bin_total;
   int found;
+};
+
+// The row's cluster and this block's slice [begin, end) of the row.
+struct Ctx {
+  cg::cluster_group cluster;
+  int rank, size, begin, end;
+  __device__ void sync() {
+    if (size == 1) {
+      __syncthreads();
+    } else {
+      cluster.sync();
+    }
+  }
+  template <typename T>
+  __device__ T* remote(T* p, int r) {
+    return size == 1 ? p : cluster.map_shared_rank(p, r);
+  }
 };
 
 template <typename T>
@@ -114,38 +138,85 @@ __device__ T block_reduce(T v, Shared& sh, Op op) {
   return r;
 }
 
-// Calls f(x, id, valid) for every token of the row; all 32 lanes of a warp call together (valid
-// is false for padding lanes), so f may use full-warp intrinsics. 16-byte loads when the row is
-// 16-byte aligned and the vocabulary a multiple of 4, two in flight per thread.
+// Cluster-wide exclusive scan (in rank order) of a block-uniform value; `total` gets the sum.
+// Every block adds in the same order, so all get bit-identical totals.
+template <typename T>
+__device__ T cluster_excl_scan(T v, Shared& sh, Ctx& c, T& total) {
+  if (c.size == 1) {
+    total = v;
+    return T(0);
+  }
+  T* slot = reinterpret_cast<T*>(sh.slot);
+  if (threadIdx.x == 0) *slot = v;
+  c.sync();
+  T excl = T(0), sum = T(0);
+  for (int r = 0; r < c.size; ++r) {
+    if (r == c.rank) excl = sum;
+    sum += *c.remote(slot, r);
+  }
+  c.sync();  // slots read before they are rewritten
+  total = sum;
+  return excl;
+}
+
+template <typename T, typename Op>
+__device__ T cluster_reduce(T v, Shared& sh, Ctx& c, Op op) {
+  v = block_reduce(v, sh, op);
+  if (c.size == 1) return v;
+  T* slot = reinterpret_cast<T*>(sh.slot);
+  if (threadIdx.x == 0) *slot = v;
+  c.sync();
+  T r = *c.remote(slot, 0);
+  for (int k = 1; k < c.size; ++k) r = op(r, *c.remote(slot, k));
+  c.sync();
+  return r;
+}
+
+template <typename T>
+__device__ T cluster_sum(T v, Shared& sh, Ctx& c) {
+  return cluster_reduce(v, sh, c, [](T a, T b) { return a + b; });
+}
+
+// Calls f(x, id, valid) for every token of the block's slice; all 32 lanes of a warp call
+// together (valid is false for padding lanes), so f may use full-warp intrinsics. 16-byte loads
+// when the slice is 16-byte aligned, four in flight per thread (latency, not bandwidth, limits
+// one SM).
 template <typename F>
-__device__ __forceinline__ void for_each_logit(const float* __restrict__ row, int vocab, F&& f) {
+__device__ __forceinline__ void for_each_logit(const float* __restrict__ row, const Ctx& c,
+                                               F&& f) {
+  constexpr int kUnroll = 4;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* slice = row + c.begin;
+  const int len = c.end - c.begin;
   int scalar_from = 0;
-  if ((reinterpret_cast<uintptr_t>(row) & 15) == 0) {
-    const int n4 = vocab >> 2;
-    const float4* row4 = reinterpret_cast<const float4*>(row);
-    for (int base = warp * 32; base < n4; base += 2 * kThreads) {
-      const int i0 = base + lane, i1 = base + kThreads + lane;
-      const bool v0 = i0 < n4, v1 = i1 < n4;
-      const float4 a = v0 ? __ldg(row4 + i0) : make_float4(0.f, 0.f, 0.f, 0.f);
-      const float4 b = v1 ? __ldg(row4 + i1) : make_float4(0.f, 0.f, 0.f, 0.f);
-      f(a.x, 4 * i0, v0);
-      f(a.y, 4 * i0 + 1, v0);
-      f(a.z, 4 * i0 + 2, v0);
-      f(a.w, 4 * i0 + 3, v0);
-      if (base + kThreads < n4) {  // warp-uniform
-        f(b.x, 4 * i1, v1);
-        f(b.y, 4 * i1 + 1, v1);
-        f(b.z, 4 * i1 + 2, v1);
-        f(b.w, 4 * i1 + 3, v1);
+  if ((reinterpret_cast<uintptr_t>(slice) & 15) == 0) {
+    const int n4 = len >> 2;
+    const float4* s4 = reinterpret_cast<const float4*>(slice);
+    for (int base = warp * 32; base < n4; base += kUnroll * kThreads) {
+      float4 v[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int i = base + u * kThreads + lane;
+        v[u] = i < n4 ? __ldg(s4 + i) : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (base + u * kThreads >= n4) break;  // warp-uniform
+        const int i = base + u * kThreads + lane;
+        const bool valid = i < n4;
+        const int id = c.begin + 4 * i;
+        f(v[u].x, id, valid);
+        f(v[u].y, id + 1, valid);
+        f(v[u].z, id + 2, valid);
+        f(v[u].w, id + 3, valid);
       }
     }
     scalar_from = 4 * n4;
   }
-  for (int base = scalar_from + warp * 32; base < vocab; base += kThreads) {
+  for (int base = scalar_from + warp * 32; base < len; base += kThreads) {
     const int i = base + lane;
-    const bool v = i < vocab;
-    f(v ? __ldg(row + i) : 0.f, i, v);
+    const bool valid = i < len;
+    f(valid ? __ldg(slice + i) : 0.f, c.begin + i, valid);
   }
 }
 
@@ -172,12 +243,17 @@ struct RowStats {
   double z_raw;  // sum exp(x - max) (only when asked)
 };
 
+// (value desc, id asc) as one integer: the larger wins.
+__device__ __forceinline__ u64 pack_arg(float x, int id) {
+  return (static_cast<u64>(order_key(x)) << 32) | (0xffffffffu - static_cast<uint32_t>(id));
+}
+
 // One pass: the maximum, its lowest id, and (online) the softmax normaliser of the raw logits.
-__device__ __forceinline__ RowStats row_stats(const float* row, int vocab, bool want_z, Shared& sh) {
+__device__ __forceinline__ RowStats row_stats(const float* row, Ctx& c, bool want_z, Shared& sh) {
   float m = -INFINITY;
   int id = INT_MAX;
   double z = 0.0;  // relative to m
-  for_each_logit(row, vocab, [&](float x, int i, bool valid) {
+  for_each_logit(row, c, [&](float x, int i, bool valid) {
     if (!valid) return;
     if (x > m) {
       if (want_z) z = z * exp(static_cast<double>(m) - x) + 1.0;
@@ -188,29 +264,13 @@ __device__ __forceinline__ RowStats row_stats(const float* row, int vocab, bool 
       if (want_z && x > -INFINITY) z += exp(static_cast<double>(x) - m);
     }
   });
-  // Block argmax (value desc, id asc).
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  float bm = m;
-  int bi = id;
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) {
-    const float om = __shfl_xor_sync(kFull, bm, o);
-    const int oi = __shfl_xor_sync(kFull, bi, o);
-    if (om > bm || (om == bm && oi < bi)) bm = om, bi = oi;
-  }
-  __syncthreads();
-  if (lane == 0) sh.red_f[warp] = bm, sh.red_i[warp] = bi;
-  __syncthreads();
-  RowStats s{sh.red_f[0], sh.red_i[0], 0.0};
-  for (int w = 1; w < kWarps; ++w) {
-    if (sh.red_f[w] > s.max || (sh.red_f[w] == s.max && sh.red_i[w] < s.argmax)) {
-      s.max = sh.red_f[w];
-      s.argmax = sh.red_i[w];
-    }
-  }
+  const u64 best =
+      cluster_reduce(pack_arg(m, id), sh, c, [](u64 a, u64 b) { return a > b ? a : b; });
+  RowStats s{key_value(static_cast<uint32_t>(best >> 32)),
+             static_cast<int>(0xffffffffu - static_cast<uint32_t>(best)), 0.0};
   if (want_z) {
     const double mine = m > -INFINITY ? z * exp(static_cast<double>(m) - s.max) : 0.0;
-    s.z_raw = block_reduce(mine, sh, [](double a, double b) { return a + b; });
+    s.z_raw = cluster_sum(mine, sh, c);
   }
   return s;
 }
@@ -219,20 +279,22 @@ __device__ __forceinline__ RowStats row_stats(const float* row, int vocab, bool 
 // reaches the target. Count mode (mass == false): measure 1 per token, target `k`. Mass mode:
 // measure w(x) (fixed point), target ceil(top_p * mass of `within`). Radix select, most
 // significant digit first: each level histograms the tokens that share the digits chosen so far
-// and picks the digit where the running measure crosses the target; ties of the final key take
-// the fewest needed, lowest ids first (the draw applies that order).
-__device__ __forceinline__ Prefix select_prefix(const float* row, int vocab, bool mass, uint32_t k, float top_p,
-                                Prefix within, Weights w, Shared& sh) {
+// (every block its slice, then every block sums the cluster's histograms: integer sums, so all
+// blocks pick the same digit) and picks the digit where the running measure crosses the target.
+// Ties of the final key take the fewest needed, lowest ids first (the draw applies that order).
+__device__ __forceinline__ Prefix select_prefix(const float* row, Ctx& c, bool mass, uint32_t k,
+                                                float top_p, Prefix within, Weights w,
+                                                Shared& sh) {
   // Ties of within.key are cut by id: they are left out of the scan and added as need copies.
   const bool cut_ties = within.need != kAllTies;
   const u64 tie_measure = mass && cut_ties ? to_fixed(w(key_value(within.key))) : 1ull;
   uint32_t hi = 0, hi_mask = 0;
-  u64 above = 0, target = k;
+  u64 above = 0, target = k, bin_total = 0;
   for (int level = 0; level < kLevels; ++level) {
     const int shift = kShift[level], nb = kBins[level];
     for (int b = threadIdx.x; b < nb; b += kThreads) sh.hist[b] = 0;
     __syncthreads();
-    for_each_logit(row, vocab, [&](float x, int, bool valid) {
+    for_each_logit(row, c, [&](float x, int, bool valid) {
       const uint32_t key = order_key(x);
       bool add = valid && (key & hi_mask) == hi && key >= within.key &&
                  !(cut_ties && key == within.key);
@@ -243,14 +305,20 @@ __device__ __forceinline__ Prefix select_prefix(const float* row, int vocab, boo
       }
       warp_hist_add(sh.hist, add, (key >> shift) & (nb - 1), mass, amount);
     });
-    if (threadIdx.x == 0 && cut_ties && (within.key & hi_mask) == hi) {
+    if (threadIdx.x == 0 && c.rank == 0 && cut_ties && (within.key & hi_mask) == hi) {
       atomicAdd(&sh.hist[(within.key >> shift) & (nb - 1)], within.need * tie_measure);
     }
-    __syncthreads();
+    c.sync();  // every block's histogram complete
     // Each thread owns nb / kThreads consecutive bins, from the top bin down.
     const int per = nb / kThreads;
+    u64 h[kMaxBins / kThreads];
     u64 mine = 0;
-    for (int j = 0; j < per; ++j) mine += sh.hist[nb - 1 - (threadIdx.x * per + j)];
+    for (int j = 0; j < per; ++j) {
+      const int b = nb - 1 - (threadIdx.x * per + j);
+      h[j] = 0;
+      for (int r = 0; r < c.size; ++r) h[j] += c.remote(sh.hist, r)[b];
+      mine += h[j];
+    }
     u64 total;
     u64 run = above + block_excl_scan(mine, sh, total);
     if (level == 0 && mass) {
@@ -259,181 +327,271 @@ __device__ __forceinline__ Prefix select_prefix(const float* row, int vocab, boo
       if (target > total) target = total;
     }
     for (int j = 0; j < per; ++j) {
-      const int b = nb - 1 - (threadIdx.x * per + j);
-      const u64 h = sh.hist[b];
-      if (run < target && run + h >= target) {
-        sh.digit = b;
+      if (run < target && run + h[j] >= target) {
+        sh.digit = nb - 1 - (threadIdx.x * per + j);
         sh.above = run;
+        sh.bin_total = h[j];
       }
-      run += h;
+      run += h[j];
     }
-    __syncthreads();
+    c.sync();  // sh.digit written; every block done reading the others' histograms
     hi |= sh.digit << shift;
     hi_mask |= static_cast<uint32_t>(nb - 1) << shift;
     above = sh.above;
-    __syncthreads();  // sh.digit, sh.hist read before the next level rewrites them
+    bin_total = sh.bin_total;
+    __syncthreads();  // sh.digit read before the next level rewrites it
   }
   const u64 unit = mass ? to_fixed(w(key_value(hi))) : 1ull;  // > 0: the crossing bin had mass
   const u64 need = (target - above + unit - 1) / unit;
+  // All ties of the final key kept (the common case): the draw need not rank them.
+  if (need >= bin_total / unit && !(cut_ties && hi == within.key)) return {hi, kAllTies};
   return {hi, static_cast<uint32_t>(need < kAllTies ? need : kAllTies - 1)};
 }
 
 // Min-p keeps w(x) >= min_p (w(max) = 1): every token at or above the smallest such key.
-__device__ __forceinline__ Prefix min_p_prefix(const float* row, int vocab, float min_p, Weights w, Shared& sh) {
+__device__ __forceinline__ Prefix min_p_prefix(const float* row, Ctx& c, float min_p, Weights w,
+                                               Shared& sh) {
   uint32_t lo = 0xffffffffu;
-  for_each_logit(row, vocab, [&](float x, int, bool valid) {
+  for_each_logit(row, c, [&](float x, int, bool valid) {
     const uint32_t key = order_key(x);
     if (valid && key < lo && w(x) >= static_cast<double>(min_p)) lo = key;
   });
-  lo = block_reduce(lo, sh, [](uint32_t a, uint32_t b) { return a < b ? a : b; });
+  lo = cluster_reduce(lo, sh, c, [](uint32_t a, uint32_t b) { return a < b ? a : b; });
   return {lo, kAllTies};
 }
 
-// Sum of w over the kept tokens, and how many of them have w > 0.
-__device__ __forceinline__ void kept_mass(const float* row, int vocab, Prefix kept, Weights w, Shared& sh,
-                          double& total, int& count) {
-  double s = 0.0;
-  int c = 0, ties = 0;
-  for_each_logit(row, vocab, [&](float x, int, bool valid) {
-    if (!valid) return;
-    const uint32_t key = order_key(x);
-    if (key > kept.key) {
-      const double wx = w(x);
-      s += wx;
-      c += wx > 0.0;
-    } else if (key == kept.key) {
-      ++ties;
-    }
-  });
-  s = block_reduce(s, sh, [](double a, double b) { return a + b; });
-  c = block_reduce(c, sh, [](int a, int b) { return a + b; });
-  ties = block_reduce(ties, sh, [](int a, int b) { return a + b; });
-  const uint32_t n_ties = min(static_cast<uint32_t>(ties), kept.need);
-  total = s;
-  count = c;
-  if (n_ties > 0) {
-    const double w_tie = w(key_value(kept.key));
-    total += n_ties * w_tie;
-    count += w_tie > 0.0 ? static_cast<int>(n_ties) : 0;
-  }
+// This thread's contiguous segment [begin, end) of the block's slice (the draw's id order).
+struct Segment {
+  int begin, end;
+};
+__device__ __forceinline__ Segment thread_segment(const Ctx& c) {
+  const int len = c.end - c.begin;
+  const int seg = (len + kThreads - 1) / kThreads + 3 & ~3;  // a multiple of 4: aligned float4s
+  const int b = min(c.end, c.begin + static_cast<int>(threadIdx.x) * seg);
+  return {b, min(c.end, b + seg)};
 }
 
-// Inverse CDF in token-id order over the kept tokens: the first kept token whose inclusive
-// cumulative weight exceeds target (= uniform * kept mass). If rounding leaves target beyond the
-// last cumulative sum, the last kept token of nonzero weight (as the host does).
-__device__ __forceinline__ int draw(const float* row, int vocab, Prefix kept, Weights w, double target,
-                    Shared& sh) {
-  const bool cut_ties = kept.need != kAllTies;
-  const bool vec = (reinterpret_cast<uintptr_t>(row) & 15) == 0;
-  if (threadIdx.x == 0) sh.found = INT_MAX;
-  double carry = 0.0;
-  uint32_t ties_before = 0;
-  int last = -1;
-  for (int base = 0; base < vocab; base += kThreads * kScanItems) {
-    const int i0 = base + threadIdx.x * kScanItems;
-    float x[kScanItems];
-    if (vec && i0 + kScanItems <= vocab) {
-      const float4 v = __ldg(reinterpret_cast<const float4*>(row + i0));
-      x[0] = v.x, x[1] = v.y, x[2] = v.z, x[3] = v.w;
-    } else {
-#pragma unroll
-      for (int j = 0; j < kScanItems; ++j) x[j] = i0 + j < vocab ? __ldg(row + i0 + j) : 0.f;
-    }
-    uint32_t rank = 0;
-    if (cut_ties) {
-      uint32_t mine = 0;
-#pragma unroll
-      for (int j = 0; j < kScanItems; ++j) mine += i0 + j < vocab && order_key(x[j]) == kept.key;
-      uint32_t chunk_ties;
-      rank = ties_before + block_excl_scan(mine, sh, chunk_ties);
-      ties_before += chunk_ties;
-    }
-    double wj[kScanItems], s = 0.0;
-#pragma unroll
-    for (int j = 0; j < kScanItems; ++j) {
-      const uint32_t key = order_key(x[j]);
-      bool keep = i0 + j < vocab && key >= kept.key;
-      if (keep && key == kept.key && cut_ties) keep = rank++ < kept.need;
-      wj[j] = keep ? w(x[j]) : 0.0;
-      s += wj[j];
-    }
-    double chunk_sum;
-    double cum = carry + block_excl_scan(s, sh, chunk_sum);
-    int cand = INT_MAX;
-#pragma unroll
-    for (int j = 0; j < kScanItems; ++j) {
-      cum += wj[j];
-      if (wj[j] > 0.0) {
-        last = i0 + j;
-        if (cum > target && cand == INT_MAX) cand = i0 + j;
+// Calls f(x, id) over a segment in id order (float4 loads when aligned).
+template <typename F>
+__device__ __forceinline__ void walk_segment(const float* row, Segment s, F&& f) {
+  int i = s.begin;
+  if ((reinterpret_cast<uintptr_t>(row + i) & 15) == 0) {
+    for (; i + 8 <= s.end; i += 8) {
+      const float4 a = __ldg(reinterpret_cast<const float4*>(row + i));
+      const float4 b = __ldg(reinterpret_cast<const float4*>(row + i + 4));
+      if (!f(a.x, i) || !f(a.y, i + 1) || !f(a.z, i + 2) || !f(a.w, i + 3) || !f(b.x, i + 4) ||
+          !f(b.y, i + 5) || !f(b.z, i + 6) || !f(b.w, i + 7)) {
+        return;
       }
     }
-    if (cand != INT_MAX) atomicMin(&sh.found, cand);
-    carry += chunk_sum;
-    __syncthreads();
-    if (sh.found != INT_MAX) return sh.found;
   }
-  return block_reduce(last, sh, [](int a, int b) { return a > b ? a : b; });
+  for (; i < s.end; ++i) {
+    if (!f(__ldg(row + i), i)) return;
+  }
 }
 
-__global__ void __launch_bounds__(kThreads)
+// Decides, token by token in id order, whether it is kept (ties of kept.key by rank).
+struct KeepRule {
+  Prefix kept;
+  uint32_t rank;  // ties of kept.key before the current token
+  __device__ __forceinline__ bool operator()(float x) {
+    const uint32_t key = order_key(x);
+    if (key != kept.key) return key > kept.key;
+    return kept.need == kAllTies || rank++ < kept.need;
+  }
+};
+
+struct Draw {
+  int token;  // -1 on every thread but the one that drew it
+  int kept_count;
+};
+
+// Inverse CDF in token-id order over the kept tokens: the first kept token whose inclusive
+// cumulative weight exceeds uniform * (kept mass). If rounding leaves that beyond the last sum,
+// the last kept token of nonzero weight (as the host does).
+__device__ __forceinline__ Draw draw(const float* row, Ctx& c, Prefix kept, Weights w,
+                                     double uniform, Shared& sh) {
+  const Segment seg = thread_segment(c);
+  // Ranks of cut ties: count them per segment first (rare: a threshold inside a tie group).
+  uint32_t tie_base = 0;
+  if (kept.need != kAllTies) {
+    uint32_t n = 0;
+    walk_segment(row, seg, [&](float x, int) {
+      n += order_key(x) == kept.key;
+      return true;
+    });
+    uint32_t block_ties, all_ties;
+    tie_base = block_excl_scan(n, sh, block_ties);
+    tie_base += cluster_excl_scan(block_ties, sh, c, all_ties);
+  }
+  // Pass 1: each thread's kept mass.
+  double s = 0.0;
+  int count = 0, last = -1;
+  KeepRule keep{kept, tie_base};
+  walk_segment(row, seg, [&](float x, int id) {
+    if (keep(x)) {
+      const double wx = w(x);
+      s += wx;
+      if (wx > 0.0) ++count, last = id;
+    }
+    return true;
+  });
+  double block_mass, total;
+  const double thread_pre = block_excl_scan(s, sh, block_mass);
+  const double start = cluster_excl_scan(block_mass, sh, c, total) + thread_pre;
+  const int kept_count = cluster_sum(count, sh, c);
+  const double target = uniform * total;
+  // The first segment (in id order) whose inclusive sum passes the target.
+  const int me = c.rank * kThreads + static_cast<int>(threadIdx.x);
+  const int mine = s > 0.0 && start + s > target ? me : INT_MAX;
+  const int first = cluster_reduce(mine, sh, c, [](int a, int b) { return a < b ? a : b; });
+  Draw d{-1, kept_count};
+  if (first == INT_MAX) {  // rounding: the last kept token of nonzero weight
+    const int lst = cluster_reduce(last, sh, c, [](int a, int b) { return a > b ? a : b; });
+    if (c.rank == 0 && threadIdx.x == 0) d.token = lst;
+    return d;
+  }
+  if (first == me) {  // walk the segment again, now with the running sum
+    double cum = start;
+    int tok = last;
+    KeepRule keep2{kept, tie_base};
+    walk_segment(row, seg, [&](float x, int id) {
+      if (!keep2(x)) return true;
+      const double wx = w(x);
+      cum += wx;
+      if (wx > 0.0 && cum > target) {
+        tok = id;
+        return false;
+      }
+      return true;
+    });
+    d.token = tok;
+  }
+  return d;
+}
+
+__global__ void __launch_bounds__(kThreads, 2)
     sample_kernel(const float* __restrict__ logits, int vocab,
                   const SampleRowParams* __restrict__ params, int32_t* __restrict__ out_tokens,
                   float* __restrict__ out_logprobs, int32_t* __restrict__ out_kept) {
   __shared__ Shared sh;
-  const int64_t r = blockIdx.x;
+  Ctx c{cg::this_cluster(), 0, 1, 0, 0};
+  c.size = static_cast<int>(c.cluster.num_blocks());
+  c.rank = static_cast<int>(c.cluster.block_rank());
+  const int64_t r = blockIdx.x / c.size;
+  const int slice = ((vocab + c.size - 1) / c.size + 3) & ~3;
+  c.begin = min(vocab, c.rank * slice);
+  c.end = min(vocab, c.begin + slice);
   const float* row = logits + r * vocab;
   const SampleRowParams p = params[r];
   const bool forced = p.forced >= 0;
   const bool want_logprob = out_logprobs != nullptr;
   RowStats st{0.f, 0, 0.0};
-  if (!forced || want_logprob) st = row_stats(row, vocab, want_logprob, sh);
-  int token, kept_count;
+  if (!forced || want_logprob) st = row_stats(row, c, want_logprob, sh);
+  const bool leader = c.rank == 0 && threadIdx.x == 0;
+  int token = -1;  // set on the thread that writes the row's token
+  int kept_count;
   if (forced) {
-    token = p.forced;
+    if (leader) token = p.forced;
     kept_count = 0;
   } else if (p.temperature == 0.f) {
-    token = st.argmax;
+    if (leader) token = st.argmax;
     kept_count = 1;
   } else {
     const Weights w{static_cast<double>(st.max), 1.0 / static_cast<double>(p.temperature)};
     Prefix kept = kEveryToken;
     if (p.top_k > 0 && p.top_k < vocab) {
-      kept = select_prefix(row, vocab, false, p.top_k, 1.f, kEveryToken, w, sh);
+      kept = select_prefix(row, c, false, p.top_k, 1.f, kEveryToken, w, sh);
     }
-    if (p.top_p < 1.f) kept = select_prefix(row, vocab, true, 0, p.top_p, kept, w, sh);
+    if (p.top_p < 1.f) kept = select_prefix(row, c, true, 0, p.top_p, kept, w, sh);
     if (p.min_p > 0.f) {
-      const Prefix m = min_p_prefix(row, vocab, p.min_p, w, sh);
+      const Prefix m = min_p_prefix(row, c, p.min_p, w, sh);
       if (shorter(m, kept)) kept = m;
     }
-    double total;
-    kept_mass(row, vocab, kept, w, sh, total, kept_count);
-    token = draw(row, vocab, kept, w, p.uniform * total, sh);
-    if (token < 0) token = st.argmax;  // nothing of nonzero weight (every logit -inf)
+    const Draw d = draw(row, c, kept, w, p.uniform, sh);
+    token = d.token;
+    kept_count = d.kept_count;
+    if (leader && token < 0 && d.kept_count == 0) token = st.argmax;  // every logit -inf
   }
-  if (threadIdx.x == 0) {
+  if (token >= 0) {
     out_tokens[r] = token;
     if (want_logprob) {
       out_logprobs[r] =
           static_cast<float>(static_cast<double>(row[token]) - st.max - log(st.z_raw));
     }
-    if (out_kept) out_kept[r] = kept_count;
   }
+  if (leader && out_kept) out_kept[r] = kept_count;
+  c.sync();  // no block exits while the cluster may still read its shared memory
+}
+
+// Blocks per row: the most (a power of two, <= the largest cluster this GPU runs) that keep
+// rows * blocks within two waves of the SMs, and at least kMinSlice tokens per block.
+int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
+  static const int max_cluster = [] {
+    if (cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) !=
+        cudaSuccess) {
+      cudaGetLastError();
+      return 8;
+    }
+    cudaLaunchConfig_t cfg = {};
+    cudaLaunchAttribute attr;
+    attr.id = cudaLaunchAttributeClusterDimension;
+    attr.val.clusterDim.x = kMaxCluster;
+    attr.val.clusterDim.y = 1;
+    attr.val.clusterDim.z = 1;
+    cfg.gridDim = dim3(kMaxCluster);
+    cfg.blockDim = dim3(kThreads);
+    cfg.attrs = &attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &cfg) != cudaSuccess ||
+        clusters < 1) {
+      cudaGetLastError();
+      return 8;
+    }
+    return kMaxCluster;
+  }();
+  static const int num_sms = [] {
+    int dev = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return sms;
+  }();
+  if (requested > 0) return min(requested, max_cluster);
+  int size = 1;
+  while (size * 2 <= max_cluster && num_rows * size * 2 <= 2 * num_sms &&
+         vocab / (size * 2) >= kMinSlice) {
+    size *= 2;
+  }
+  return size;
 }
 
 }  // namespace
 
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
-                   int32_t* out_kept, cudaStream_t stream) {
-  CUDA_REQUIRE(vocab > 0 && vocab <= INT_MAX - 2 * kThreads * 4, kInvalidArgument,
-               "sample: vocabulary of ", vocab, " tokens (1 .. 2^31 - 4097 supported)");
-  CUDA_REQUIRE(num_rows >= 0 && num_rows <= INT_MAX, kInvalidArgument, "sample: ",
+                   int32_t* out_kept, cudaStream_t stream, int cluster_size) {
+  CUDA_REQUIRE(vocab > 0 && vocab < INT_MAX - (1 << 14), kInvalidArgument,
+               "sample: vocabulary of ", vocab, " tokens (1 .. 2^31 - 2^14 supported)");
+  CUDA_REQUIRE(cluster_size >= 0 && cluster_size <= kMaxCluster, kInvalidArgument,
+               "sample: cluster size ", cluster_size, " (0 = auto, at most ", kMaxCluster, ")");
+  const int size = pick_cluster_size(num_rows, vocab, cluster_size);
+  CUDA_REQUIRE(num_rows >= 0 && num_rows * size <= INT_MAX, kInvalidArgument, "sample: ",
                num_rows, " rows");
   if (num_rows == 0) return;
-  sample_kernel<<<static_cast<unsigned>(num_rows), kThreads, 0, stream>>>(
-      logits, static_cast<int>(vocab), params, out_tokens, out_logprobs, out_kept);
-  CUDA_CHECK_LAUNCH();
+  cudaLaunchConfig_t cfg = {};
+  cudaLaunchAttribute attr;
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = size;
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  cfg.gridDim = dim3(static_cast<unsigned>(num_rows * size));
+  cfg.blockDim = dim3(kThreads);
+  cfg.stream = stream;
+  cfg.attrs = &attr;
+  cfg.numAttrs = 1;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, sample_kernel, logits, static_cast<int>(vocab), params,
+                                out_tokens, out_logprobs, out_kept));
 }
 
 }  // namespace hardkv::cuda

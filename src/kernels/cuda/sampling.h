@@ -1,6 +1,7 @@
-// Sampling on the GPU: one thread block per row of fp32 logits picks the row's token (greedy,
-// temperature, top-k, top-p, min-p) and its raw log-probability, so only N ints (+ N floats) leave
-// the device. Same rules as the host sampler (src/sampling/sampler.cc), see sampling.cu.
+// Sampling on the GPU: one thread-block cluster per row of fp32 logits picks the row's token
+// (greedy, temperature, top-k, top-p, min-p) and its raw log-probability, so only N ints (+ N
+// floats) leave the device. Same rules as the host sampler (src/sampling/sampler.cc), see
+// sampling.cu.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -25,9 +26,10 @@ static_assert(sizeof(SampleRowParams) == 32);
 // out_tokens I32 [num_rows] (device). out_logprobs F32 [num_rows] or null: log_softmax(raw
 // logits)[token]. out_kept I32 [num_rows] or null (a test hook): how many tokens the row could
 // draw (nonzero probability after the filters; 1 for greedy, 0 for forced rows).
-// No host synchronisation; vocab <= 2^31 - 1.
+// cluster_size: thread blocks (SMs) per row, 1..16; 0 picks one that fills the GPU (many for few
+// rows, 1 for hundreds). No host synchronisation; vocab < 2^31 - 2^14.
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
-                   int32_t* out_kept, cudaStream_t stream);
+                   int32_t* out_kept, cudaStream_t stream, int cluster_size = 0);
 
 }  // namespace hardkv::cuda
