@@ -3,7 +3,9 @@
 // argmax). Prints tokens/s beside the roofline: (weight bytes + KV bytes read per token) / the
 // measured device-to-device copy bandwidth.
 //   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--graph 0|1] [--dir /tmp/m]
-//                [--json out.json]
+//                [--batch B] [--json out.json]
+// --batch B decodes B sequences of `ctx` tokens each (own KV blocks) per step; tok/s counts B
+// tokens per step and the roofline counts every sequence's K/V.
 // --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps.
 #include <cuda_runtime_api.h>
 
@@ -81,6 +83,7 @@ int main(int argc, char** argv) {
   std::string preset = "qwen3-0.6b", dir, json_path;
   std::vector<int> ctxs = {512, 4096};
   int steps = 128;
+  int batch = 1;
   bool use_graph = true;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
@@ -96,6 +99,8 @@ int main(int argc, char** argv) {
       json_path = v;
     else if (k == "--graph")
       use_graph = v != "0";
+    else if (k == "--batch")
+      batch = std::stoi(v);
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -127,26 +132,34 @@ int main(int argc, char** argv) {
     const int block_size = 16;
     for (int ctx : ctxs) {
       const int max_len = ctx + steps + 16;
-      const int num_blocks = (max_len + block_size - 1) / block_size;
-      KVCache kv = model->allocate_kv_cache(num_blocks, block_size);
+      const int blocks_per_seq = (max_len + block_size - 1) / block_size;
+      KVCache kv = model->allocate_kv_cache(blocks_per_seq * batch, block_size);
       std::vector<int32_t> tokens;
       for (int i = 0; i < ctx; ++i) tokens.push_back((i * 7919 + 13) % 256);
-      auto make = [&](int new_tokens) {
+      // Sequences [first, first + count) (all holding `tokens`), sequence s in blocks
+      // [s * blocks_per_seq, ...).
+      auto make_seqs = [&](int new_tokens, int first, int count) {
         ForwardBatch fb;
+        fb.query_indptr = {0};
+        fb.block_indptr = {0};
         const int len = static_cast<int>(tokens.size());
-        for (int p = len - new_tokens; p < len; ++p) {
-          fb.token_ids.push_back(tokens[p]);
-          fb.positions.push_back(p);
-          fb.slot_mapping.push_back(p);  // block b = identity table
-        }
-        fb.query_indptr = {0, new_tokens};
-        fb.kv_lens = {len};
         const int nb = (len + block_size - 1) / block_size;
-        fb.block_indptr = {0, nb};
-        for (int b = 0; b < nb; ++b) fb.block_indices.push_back(b);
-        fb.logits_indices = {new_tokens - 1};
+        for (int s = first; s < first + count; ++s) {
+          const int base = s * blocks_per_seq * block_size;
+          for (int p = len - new_tokens; p < len; ++p) {
+            fb.token_ids.push_back(tokens[p]);
+            fb.positions.push_back(p);
+            fb.slot_mapping.push_back(base + p);
+          }
+          fb.query_indptr.push_back(static_cast<int32_t>(fb.token_ids.size()));
+          fb.kv_lens.push_back(len);
+          for (int b = 0; b < nb; ++b) fb.block_indices.push_back(s * blocks_per_seq + b);
+          fb.block_indptr.push_back(static_cast<int32_t>(fb.block_indices.size()));
+          fb.logits_indices.push_back(fb.query_indptr.back() - 1);
+        }
         return fb;
       };
+      auto make = [&](int new_tokens) { return make_seqs(new_tokens, 0, batch); };
       auto* cuda = dynamic_cast<hardkv::cuda::CudaBackend*>(be.get());
       std::unique_ptr<hardkv::StepGraph> graph;
       int recaptures = 0;
@@ -171,14 +184,25 @@ int main(int argc, char** argv) {
             cuda->launch_graph(*graph);
           }
         }
-        hardkv::Tensor h = be->download(logits);
+        // Row 0 only: downloading [batch, vocab] would dominate a batched step.
+        hardkv::Tensor h = be->download(
+            hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size}, logits.device()));
         const float* l = h.data_as<float>();
         const int32_t next = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l) % 256;
         be->release_scratch();
         tokens.push_back(next);
       };
       const auto p0 = std::chrono::steady_clock::now();
-      step(ctx);
+      if (batch == 1) {
+        step(ctx);
+      } else {
+        for (int s = 0; s < batch; ++s) {  // one prefill per sequence
+          model->forward(make_seqs(ctx, s, 1), kv);
+          be->release_scratch();
+        }
+        be->synchronize();
+        tokens.push_back(1);
+      }
       const double prefill_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
       for (int i = 0; i < 8; ++i) step(1, use_graph && i >= 4);  // warm-up, then capture
@@ -219,14 +243,16 @@ int main(int argc, char** argv) {
       for (double t : per) mean += t;
       mean /= per.size();
       const double mid_ctx = ctx + 8 + steps / 2.0;
-      const double kv_bytes = 2.0 * c.num_layers * c.num_kv_heads * c.head_dim * 2.0 * mid_ctx;
+      const double kv_bytes =
+          2.0 * c.num_layers * c.num_kv_heads * c.head_dim * 2.0 * mid_ctx * batch;
       // The roofline: bytes read per token / HBM bandwidth, taken as the copy rate
       // (read + write bytes), which is what an H100 sustains for streaming reads (~3.0 TB/s).
       const double floor_read_s = (weight_bytes + kv_bytes) / bw;
       std::printf(
-          "%s%s ctx %5d: %.3f ms/token median (%.3f mean) = %.1f tok/s; floor %.3f ms -> %.0f%% of "
-          "roofline; prefill %d tokens %.1f ms\n",
-          preset.c_str(), use_graph ? " (graph)" : "", ctx, median * 1e3, mean * 1e3, 1.0 / median,
+          "%s%s batch %d ctx %5d: %.3f ms/step median (%.3f mean) = %.1f tok/s; floor %.3f ms -> "
+          "%.0f%% of roofline; prefill %d tokens %.1f ms\n",
+          preset.c_str(), use_graph ? " (graph)" : "", batch, ctx, median * 1e3, mean * 1e3,
+          batch / median,
           floor_read_s * 1e3, 100 * floor_read_s / median, ctx, prefill_s * 1e3);
       results.push_back({{"preset", preset},
                          {"cuda_graph", use_graph},
@@ -234,7 +260,8 @@ int main(int argc, char** argv) {
                          {"steps", steps},
                          {"median_ms", median * 1e3},
                          {"mean_ms", mean * 1e3},
-                         {"tok_s", 1.0 / median},
+                         {"batch", batch},
+                         {"tok_s", batch / median},
                          {"weight_bytes", weight_bytes},
                          {"kv_bytes_per_token", kv_bytes},
                          {"copy_bw_gbs", bw / 1e9},

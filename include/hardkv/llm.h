@@ -39,6 +39,11 @@ struct EngineStats {
   int64_t kv_compression_events = 0;   // hard: events run so far
   int64_t num_graph_captures = 0;      // CUDA graphs captured for decode steps
   int64_t num_graph_replays = 0;       // decode steps replayed from a captured graph
+  // Wall seconds in the model step (forward + sampling, results on the host) by step kind:
+  // decode-only steps (one new token per sequence) and steps with prefill tokens.
+  int64_t num_decode_steps = 0;
+  double decode_step_seconds = 0;
+  double prefill_step_seconds = 0;
 };
 
 class LLM {

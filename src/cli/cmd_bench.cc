@@ -112,7 +112,10 @@ int run_bench(const BenchFlags& f) {
                         {"kv_mode", st.kv_mode},
                         {"kv_compression_events", st.kv_compression_events},
                         {"graph_captures", st.num_graph_captures},
-                        {"graph_replays", st.num_graph_replays}};
+                        {"graph_replays", st.num_graph_replays},
+                        {"decode_steps", st.num_decode_steps},
+                        {"decode_step_seconds", st.decode_step_seconds},
+                        {"prefill_step_seconds", st.prefill_step_seconds}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf(
@@ -124,6 +127,12 @@ int run_bench(const BenchFlags& f) {
         static_cast<long long>(st.num_preemptions), st.num_kv_blocks, st.kv_block_size,
         static_cast<long long>(st.num_graph_replays), static_cast<long long>(st.num_graph_captures),
         errors ? ", SOME REQUESTS FAILED" : "");
+  }
+  if (!f.json) {
+    std::printf("Model steps: %lld decode-only %.2fs (%.2f ms/step), with prefill %.2fs\n",
+                static_cast<long long>(st.num_decode_steps), st.decode_step_seconds,
+                st.num_decode_steps ? 1e3 * st.decode_step_seconds / st.num_decode_steps : 0.0,
+                st.prefill_step_seconds);
   }
   if (st.kv_mode == "hard" && !f.json) {
     std::printf("HARD-KV: %s, budget %s, %lld compression events\n",

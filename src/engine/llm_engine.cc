@@ -202,7 +202,15 @@ std::vector<RequestOutput> LLMEngine::step() {
     SchedulerOutput out = scheduler_->schedule(now());
     HARDKV_CHECK(!out.empty(), kInternal, "the scheduler made no progress ({} waiting, {} running)",
                  scheduler_->num_waiting(), scheduler_->num_running());
+    const auto t0 = std::chrono::steady_clock::now();
     const SampleResult step = runner_->run(out);
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (out.num_tokens == static_cast<int>(out.seqs.size())) {
+      ++num_decode_steps_;
+      decode_step_seconds_ += dt;
+    } else {
+      prefill_step_seconds_ += dt;
+    }
     const std::vector<int32_t>& sampled = step.tokens;
     if (!step.logprobs.empty()) {
       size_t r = 0;
@@ -294,6 +302,9 @@ EngineStats LLMEngine::stats() const {
     s.kv_dense_bytes_now = static_cast<int64_t>(b.num_used_blocks_now) *
                            static_cast<int64_t>(limits_.kv_bytes_per_block);
   }
+  s.num_decode_steps = num_decode_steps_;
+  s.decode_step_seconds = decode_step_seconds_;
+  s.prefill_step_seconds = prefill_step_seconds_;
   s.num_graph_captures = runner_->num_graph_captures();
   s.num_graph_replays = runner_->num_graph_replays();
   s.num_waiting_now = scheduler_->num_waiting();

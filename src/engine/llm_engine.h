@@ -75,6 +75,9 @@ class LLMEngine {
   std::unordered_map<int64_t, RequestState> requests_;  // added and not yet returned
   int64_t next_request_id_ = 0;
   int64_t num_steps_ = 0;
+  int64_t num_decode_steps_ = 0;
+  double decode_step_seconds_ = 0;   // wall time in runner_->run() of decode-only steps
+  double prefill_step_seconds_ = 0;  // ... of steps with prefill tokens
   std::chrono::steady_clock::time_point start_;
 };
 
