@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Synthetic long-reasoning tasks for the tiny model: multi-step variable tracking.
+"""Synthetic long-reasoning tasks for the tiny model, answered in \\boxed{N}; stdlib only.
 
-A problem lists assignments (v1 = 7, v2 = v1 + 3, v3 = v2 - v1, ...) in modular arithmetic and
-asks for one variable; the solution evaluates every assignment in order, one line each, and then
-must recall the queried variable's value from far back in that trace before ending in \\boxed{N}.
-How far back is set by --query (early variables sit thousands of tokens before the answer).
+walk (default): a shuffled list of N lines `* ab = 7, next qx` forms one linked list ending in
+`end`; the question names a start K nodes before the end. The solution walks the list one line per
+node (`* ab = 7, next qx, sum 3 + 7 = 0`), so every step must look up a line of the prompt, far
+back, and keeps a running sum modulo --modulus, the answer. Difficulty: --min/--max-nodes (prompt
+length: what a compressed cache must keep), --min/--max-steps (trace length and error chaining).
+chain (session 1's task): modulo assignments `ab = cd + 7` written out step by step, then one
+variable recalled; harder for a tiny model (values sit at the ends of long lines).
 
 Writes JSONL rows {"id", "problem", "answer", "solution"}; the same --seed gives the same file.
-Stdlib only. Example (a fresh 200-problem test set):
-  python3 tools/train/synth.py --n 200 --seed 1234 --min-vars 24 --max-vars 48 --out test.jsonl
+A fresh test set (the one docs/QUALITY.md uses):
+  python3 tools/train/synth.py --n 200 --seed 4242 --min-nodes 48 --max-nodes 64 \\
+      --min-steps 24 --max-steps 40 --out fresh.jsonl
 """
 import argparse
 import json
@@ -27,7 +31,7 @@ def var_names(count, rng):
 
 
 def make_problem(rng, num_vars, modulus, ops, query, max_refs):
-    """Returns (problem, answer, solution) for one chain of `num_vars` assignments."""
+    """The chain task: (problem, answer, solution) for `num_vars` modulo assignments."""
     names = var_names(num_vars, rng)
     values = {}
     statements = []  # (name, expression text, list of operand tokens, value)
@@ -91,35 +95,89 @@ def make_problem(rng, num_vars, modulus, ops, query, max_refs):
     )
     return problem, str(answer), solution
 
+def make_walk_problem(rng, num_nodes, num_steps, modulus):
+    """The walk task: (problem, answer, solution) for a list of `num_nodes` lines of which the
+    last `num_steps` (1 <= num_steps <= num_nodes) are visited."""
+    names = var_names(num_nodes, rng)  # names[i] points to names[i + 1]; the last to "end"
+    values = [rng.randrange(modulus) for _ in names]
+    nexts = names[1:] + ["end"]
+    order = list(range(num_nodes))
+    rng.shuffle(order)
+    start = num_nodes - num_steps
+    lines = [f"* {names[i]} = {values[i]}, next {nexts[i]}" for i in order]
+    problem = (
+        "Each line gives a name, its value and the next name. Start at the given name, follow "
+        f"next until you reach end, and add up the values of the names you visit, modulo "
+        f"{modulus}.\n" + "\n".join(lines) + f"\nStart at {names[start]}. What is the sum?")
+    steps, total = [], 0
+    for i in range(start, num_nodes):
+        head = f"* {names[i]} = {values[i]}, next {nexts[i]}, sum "
+        if i == start:
+            total = values[i] % modulus
+            steps.append(head + str(total))
+        else:
+            new = (total + values[i]) % modulus
+            steps.append(head + f"{total} + {values[i]} = {new}")
+            total = new
+    solution = ("<think>\n" + "\n".join(steps) + "\n</think>\n\n"
+                f"The sum is \\boxed{{{total}}}.")
+    return problem, str(total), solution
+
+
+def make_row(rng, args):
+    """One problem of args.task with sizes drawn from the args' ranges."""
+    if args.task == "walk":
+        nodes = rng.randint(args.min_nodes, args.max_nodes)
+        steps = rng.randint(min(args.min_steps, nodes), min(args.max_steps, nodes))
+        return make_walk_problem(rng, nodes, steps, args.modulus)
+    return make_problem(rng, rng.randint(args.min_vars, args.max_vars), args.modulus,
+                        list(args.ops), args.query, args.max_refs)
+
+
+def add_task_args(p):
+    """The task flags, shared with train.py."""
+    p.add_argument("--task", choices=["walk", "chain"], default="walk")
+    p.add_argument("--modulus", type=int, default=10, help="values lie in [0, modulus)")
+    p.add_argument("--min-nodes", type=int, default=48, help="walk: fewest lines in the prompt")
+    p.add_argument("--max-nodes", type=int, default=64, help="walk: most lines in the prompt")
+    p.add_argument("--min-steps", type=int, default=24, help="walk: fewest nodes visited")
+    p.add_argument("--max-steps", type=int, default=40, help="walk: most nodes visited")
+    p.add_argument("--min-vars", type=int, default=8, help="chain: fewest assignments")
+    p.add_argument("--max-vars", type=int, default=32, help="chain: most assignments")
+    p.add_argument("--ops", default="+-", help="chain: operators to use, from '+-*'")
+    p.add_argument("--max-refs", type=int, default=2, help="chain: most earlier variables per line")
+    p.add_argument("--query", choices=["last", "early", "random"], default="random",
+                   help="chain: which variable is asked: the last, one in the first quarter, or any")
+
+
+def check_task_args(p, args):
+    if not set(args.ops) <= set(OPS) or not args.ops:
+        p.error("--ops must be a non-empty subset of '+-*'")
+    if not 1 <= args.min_vars <= args.max_vars or args.max_vars > 676:
+        p.error("need 1 <= --min-vars <= --max-vars <= 676")
+    if not 1 <= args.min_nodes <= args.max_nodes or args.max_nodes > 676:
+        p.error("need 1 <= --min-nodes <= --max-nodes <= 676")
+    if not 1 <= args.min_steps <= args.max_steps:
+        p.error("need 1 <= --min-steps <= --max-steps")
+    if args.modulus < 2:
+        p.error("--modulus must be at least 2")
+
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=100, help="number of problems")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--min-vars", type=int, default=8, help="fewest assignments per problem")
-    p.add_argument("--max-vars", type=int, default=32, help="most assignments per problem")
-    p.add_argument("--modulus", type=int, default=10, help="values lie in [0, modulus)")
-    p.add_argument("--ops", default="+-", help="operators to use, from '+-*'")
-    p.add_argument("--max-refs", type=int, default=2, help="most earlier variables per assignment")
-    p.add_argument("--query", choices=["last", "early", "random"], default="random",
-                   help="which variable is asked: the last, one in the first quarter, or any")
+    add_task_args(p)
     p.add_argument("--id-prefix", default="synth-")
     p.add_argument("--out", default="-", help="output JSONL ('-' for stdout)")
     args = p.parse_args(argv)
-    if not set(args.ops) <= set(OPS) or not args.ops:
-        p.error("--ops must be a non-empty subset of '+-*'")
-    if not 1 <= args.min_vars <= args.max_vars or args.max_vars > 676:
-        p.error("need 1 <= --min-vars <= --max-vars <= 676")
-    if args.modulus < 2:
-        p.error("--modulus must be at least 2")
+    check_task_args(p, args)
 
     rng = random.Random(args.seed)
     out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")
     try:
         for i in range(args.n):
-            num_vars = rng.randint(args.min_vars, args.max_vars)
-            problem, answer, solution = make_problem(
-                rng, num_vars, args.modulus, list(args.ops), args.query, args.max_refs)
+            problem, answer, solution = make_row(rng, args)
             row = {"id": f"{args.id_prefix}{i}", "problem": problem, "answer": answer,
                    "solution": solution}
             out.write(json.dumps(row, ensure_ascii=False) + "\n")

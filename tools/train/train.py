@@ -2,18 +2,20 @@
 """Trains hardkv-tiny: a small Qwen3ForCausalLM with its own byte-level BPE tokenizer.
 
 Data: the English corpus from extract_corpus.py (train.txt.gz / heldout.txt.gz) mixed with
-synthetic variable-tracking tasks from synth.py rendered as Qwen3 ChatML conversations
-(user: problem; assistant: "<think>...steps...</think>\\n\\n... \\boxed{N}"), loss on the assistant
-part only. Writes, into --out (flat, so it fits the device tool's $OUT): config.json,
+synthetic tasks from synth.py (the linked-list walk by default) rendered as Qwen3 ChatML
+conversations (user: problem; assistant: "<think>...steps...</think>\\n\\n... \\boxed{N}"), loss
+on the assistant part only. --tokenizer reuses an existing tokenizer.json instead of training one. Writes, into --out (flat, so it fits the device tool's $OUT): config.json,
 model.safetensors (bf16, tied embeddings), generation_config.json, tokenizer.json,
 tokenizer_config.json (with the Qwen3 chat template), metrics.json (held-out perplexity,
 synthetic accuracy by transformers' generate, step count, timings) and samples.jsonl (the
 generated test responses as {id, text}, gradable with `hardkv grade`).
 
 Needs torch, transformers and tokenizers (the GPU machine has them). Example:
-  python3 tools/train/train.py --corpus .cache/corpus --out /tmp/tiny --minutes 5.5 --seed 0
+  python3 tools/train/train.py --corpus .cache/corpus --out /tmp/tiny --minutes 5.5 --seed 0 \\
+      --tokenizer models/hardkv-tiny/tokenizer.json
 """
 import argparse
+import concurrent.futures
 import gzip
 import json
 import math
@@ -45,14 +47,32 @@ def read_docs(path):
         return [d for d in f.read().split("\n\n\n") if d.strip()]  # documents end in a blank line
 
 
-def synth_rows(n, seed, min_vars, max_vars):
+def _synth_chunk(job):
+    seed, n, task_args = job
     rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        problem, answer, solution = synth.make_problem(
-            rng, rng.randint(min_vars, max_vars), 10, ["+", "-"], "random", 2)
-        rows.append({"id": f"synth-{i}", "problem": problem, "answer": answer, "solution": solution})
-    return rows
+    return [synth.make_row(rng, task_args) for _ in range(n)]
+
+
+def synth_rows(n, seed, task_args, chunk=5000):
+    """n problems of synth.make_row. walk: chunk c is drawn from Random(seed * 1000 + c) in
+    parallel; chain: one Random(seed) in sequence (session 1's data, reproducible)."""
+    if task_args.task == "chain":
+        triples = _synth_chunk((seed, n, task_args))
+    else:
+        jobs = [(seed * 1000 + c, min(chunk, n - c * chunk), task_args)
+                for c in range((n + chunk - 1) // chunk)]
+        with concurrent.futures.ProcessPoolExecutor(max_workers=min(8, len(jobs) or 1)) as pool:
+            triples = [t for part in pool.map(_synth_chunk, jobs) for t in part]
+    return [{"id": f"synth-{i}", "problem": p, "answer": a, "solution": s}
+            for i, (p, a, s) in enumerate(triples)]
+
+
+def task_namespace(args, prefix):
+    """synth.py's task flags from train.py's --{prefix}-* flags."""
+    ns = argparse.Namespace(task=args.task, modulus=10, ops="+-", max_refs=2, query="random")
+    for key in ("min_nodes", "max_nodes", "min_steps", "max_steps", "min_vars", "max_vars"):
+        setattr(ns, key, getattr(args, f"{prefix}_{key}"))
+    return ns
 
 
 def chat_prompt(problem):
@@ -181,6 +201,22 @@ def synth_accuracy(model, tok, rows, device, eos_ids, pad_id, max_new, batch=64)
     return correct / max(1, len(rows)), responses
 
 
+def save_model(model, args, eot, im_end):
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig(
+        bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=True,
+        temperature=0.6, top_k=20, top_p=0.95)
+    model.save_pretrained(args.out, safe_serialization=True)
+    cfg_path = os.path.join(args.out, "config.json")
+    with open(cfg_path) as f:
+        cfg = json.load(f)
+    cfg.setdefault("rope_theta", args.rope_theta)  # readers that predate rope_parameters
+    cfg["torch_dtype"] = "bfloat16"
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f, indent=2)
+
+
 # --- main ------------------------------------------------------------------------------------------
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,16 +237,22 @@ def main():
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--minutes", type=float, default=5.0, help="training time (sets --steps)")
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
-    p.add_argument("--synth-frac", type=float, default=0.5, help="fraction of rows that are tasks")
-    p.add_argument("--num-synth", type=int, default=60000)
-    p.add_argument("--synth-min-vars", type=int, default=4)
-    p.add_argument("--synth-max-vars", type=int, default=40)
+    p.add_argument("--synth-frac", type=float, default=0.75, help="fraction of rows that are tasks")
+    p.add_argument("--num-synth", type=int, default=150000)
+    p.add_argument("--task", choices=["walk", "chain"], default="walk", help="synth.py task")
+    for prefix, ranges in (("synth", (4, 80, 1, 56, 4, 40)), ("test", (48, 64, 24, 40, 4, 40))):
+        for key, default in zip(("min-nodes", "max-nodes", "min-steps", "max-steps", "min-vars",
+                                 "max-vars"), ranges):
+            p.add_argument(f"--{prefix}-{key}", type=int, default=default,
+                           help=f"{'training' if prefix == 'synth' else 'test'} tasks: synth.py --{key}")
     p.add_argument("--num-test", type=int, default=128)
     p.add_argument("--test-seed", type=int, default=1234)
+    p.add_argument("--tokenizer", default="", help="tokenizer.json to reuse ('' = train one)")
+    p.add_argument("--max-new", type=int, default=1000, help="test generation length")
     p.add_argument("--smoke", action="store_true", help="tiny run to check the pipeline")
     args = p.parse_args()
     if args.smoke:
-        args.num_synth, args.num_test, args.steps, args.batch = 500, 4, 10, 4
+        args.num_synth, args.num_test, args.steps, args.batch, args.max_new = 500, 4, 10, 4, 32
     os.makedirs(args.out, exist_ok=True)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -222,11 +264,15 @@ def main():
     heldout_docs = read_docs(os.path.join(args.corpus, "heldout.txt.gz"))
     if args.smoke:
         train_docs, heldout_docs = train_docs[:20], heldout_docs[:2]
-    train_synth = synth_rows(args.num_synth, args.seed + 1, args.synth_min_vars, args.synth_max_vars)
+    train_synth = synth_rows(args.num_synth, args.seed + 1, task_namespace(args, "synth"))
     log(f"{len(train_docs)} train docs, {len(heldout_docs)} held-out docs, {len(train_synth)} tasks")
 
-    tok = train_tokenizer(train_docs + [r["problem"] + "\n" + r["solution"] for r in train_synth[:5000]],
-                          args.vocab)
+    if args.tokenizer:
+        from tokenizers import Tokenizer
+        tok = Tokenizer.from_file(args.tokenizer)
+    else:
+        tok = train_tokenizer(
+            train_docs + [r["problem"] + "\n" + r["solution"] for r in train_synth[:5000]], args.vocab)
     tok.save(os.path.join(args.out, "tokenizer.json"))
     write_tokenizer_config(args.out, tok, args.max_positions)
     eot, im_end = tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")
@@ -243,7 +289,7 @@ def main():
     log(f"text {len(text_stream)} tokens, held-out {len(heldout_stream)} tokens, "
         f"{len(synth_tokens)} packed task rows ({time.time() - t0:.0f}s)")
 
-    from transformers import GenerationConfig, Qwen3Config, Qwen3ForCausalLM
+    from transformers import Qwen3Config, Qwen3ForCausalLM
 
     cfg_kwargs = dict(
         vocab_size=vocab_size, hidden_size=args.hidden, intermediate_size=args.intermediate,
@@ -287,7 +333,7 @@ def main():
         return torch.cat(xs), torch.cat(ys)
 
     def step(step_idx, total):
-        warmup = min(100, max(1, total // 10))
+        warmup = min(100, max(1, total // 10))  # 100 for every run of >= 1000 steps
         lr = args.lr * (step_idx + 1) / warmup if step_idx < warmup else \
             args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step_idx - warmup) / max(1, total - warmup))))
         for g in opt.param_groups:
@@ -306,14 +352,24 @@ def main():
     total_steps = args.steps
     losses = []
     t_train = time.time()
-    if not total_steps:  # time 20 steps at the initial lr ramp to size the run to --minutes
-        for i in range(20):
-            losses.append(step(i, 1000).item())
+    if not total_steps:  # (--steps runs ignore --minutes)
+        # Size the run to --minutes from the time of steps 20..99 (the warm-up, identical for every
+        # run of >= 1000 steps), so the result equals a run with --steps <the logged count>.
+        for i in range(100):
+            loss = step(i, 1000)
+            if i == 19:
+                torch.cuda.synchronize()
+                t20 = time.time()
+        losses.append(loss.item())
         torch.cuda.synchronize()
-        per_step = (time.time() - t_train) / 20
-        total_steps = max(40, int(args.minutes * 60 / per_step))
+        per_step = (time.time() - t20) / 80
+        total_steps = max(1000, 100 + int((args.minutes * 60 - (time.time() - t_train)) / per_step))
         log(f"{per_step * 1000:.0f} ms/step -> {total_steps} steps")
-    for i in range(len(losses), total_steps):
+    for i in range(100 if losses else 0, total_steps):
+        if not args.steps and time.time() - t_train > args.minutes * 60 * 1.25:  # a slowed GPU
+            log(f"stopped at step {i} of {total_steps}: over 1.25 x --minutes")
+            total_steps = i
+            break
         loss = step(i, total_steps)
         if i % 100 == 0 or i == total_steps - 1:
             losses.append(loss.item())
@@ -325,37 +381,39 @@ def main():
     metrics["final_loss"] = losses[-1]
 
     model = model.to(torch.bfloat16)
+    save_model(model, args, eot, im_end)  # before the evaluations, so that a failure there loses nothing
     ppl, nll, ntok = heldout_perplexity(model, heldout_stream, min(args.ctx, 2048), device)
     metrics["heldout_tokens"] = ntok
     metrics["heldout_perplexity"] = ppl
     metrics["heldout_bits_per_byte"] = nll / math.log(2) / heldout_bytes
     log(f"held-out perplexity {ppl:.2f} over {ntok} tokens, {metrics['heldout_bits_per_byte']:.3f} bits/byte")
 
-    test_rows = [dict(r, id=f"test-{i}") for i, r in
-                 enumerate(synth_rows(args.num_test, args.test_seed, args.synth_min_vars, args.synth_max_vars))]
+    # The test set equals `synth.py --n NUM_TEST --seed TEST_SEED --id-prefix test- <test ranges>`.
+    test_rng, test_args = random.Random(args.test_seed), task_namespace(args, "test")
+    test_rows = []
+    for i in range(args.num_test):
+        problem, answer, solution = synth.make_row(test_rng, test_args)
+        test_rows.append({"id": f"test-{i}", "problem": problem, "answer": answer,
+                          "solution": solution})
     with open(os.path.join(args.out, "synth_test.jsonl"), "w") as f:
         for r in test_rows:
             f.write(json.dumps(r) + "\n")
     acc, responses = synth_accuracy(model, tok, test_rows, device, [im_end, eot], eot,
-                                    max_new=1024 if not args.smoke else 32)
+                                    max_new=args.max_new)
     metrics["synth_test_accuracy_greedy"] = acc
+    by_len = {}  # accuracy by the number of solution lines (nodes visited, for the walk task)
+    for r, resp in zip(test_rows, responses):
+        lines = r["solution"].count("\n") - 3
+        key = f"{lines // 8 * 8}-{lines // 8 * 8 + 7}"
+        c, n = by_len.get(key, (0, 0))
+        by_len[key] = (c + resp["correct"], n + 1)
+    metrics["synth_test_by_solution_lines"] = {k: f"{c}/{n}" for k, (c, n) in sorted(by_len.items())}
     metrics["synth_test_n"] = len(test_rows)
     log(f"synthetic test accuracy (greedy, transformers generate): {acc:.3f} on {len(test_rows)}")
     with open(os.path.join(args.out, "samples.jsonl"), "w") as f:
         for r in responses:
             f.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")
 
-    model.generation_config = GenerationConfig(
-        bos_token_id=eot, eos_token_id=[im_end, eot], pad_token_id=eot, do_sample=True,
-        temperature=0.6, top_k=20, top_p=0.95)
-    model.save_pretrained(args.out, safe_serialization=True)
-    cfg_path = os.path.join(args.out, "config.json")
-    with open(cfg_path) as f:
-        cfg = json.load(f)
-    cfg.setdefault("rope_theta", args.rope_theta)  # readers that predate rope_parameters
-    cfg["torch_dtype"] = "bfloat16"
-    with open(cfg_path, "w") as f:
-        json.dump(cfg, f, indent=2)
     metrics["total_seconds"] = round(time.time() - t0, 1)
 
     try:  # the saved tokenizer and template as transformers sees them
