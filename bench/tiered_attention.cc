@@ -5,6 +5,8 @@
 // event timings after warm-up, each beside its floor: bytes / measured copy bandwidth.
 //   bench_tiered_attention [--seqs 32,64] [--ctx 16384] [--budget 1024] [--upper 2048]
 //                          [--page-size 16] [--mask 0.05] [--tail 128] [--iters 50]
+//                          [--unroll 0,4,8]  (tiered tokens in flight; 0 = planned; first is
+//                          summarised)
 #include "kernels/cuda/tiered_attention.h"
 
 #include <cuda_bf16.h>
@@ -120,6 +122,7 @@ struct Options {
   std::vector<int> seqs{32, 64};
   int ctx = 16384, budget = 1024, upper = 2048, page_size = 16, tail = 128, iters = 50;
   double mask = 0.05;
+  std::vector<int> unroll{0};  // tiered tokens_in_flight overrides, 0 = planned
 };
 
 // Block table of `tokens` slots per sequence from a shuffled pool; returns the device cache size.
@@ -264,18 +267,25 @@ void run(const Options& o, int num_seqs, int num_sms, double bw) {
   float* tw = pool.alloc<float>(tws);
   t.partial_o = tw;
   t.partial_ml = tw + static_cast<size_t>(t.num_splits) * num_seqs * kQHeads * kHeadDim;
-  const double tiered_ms = time_ms([&] { cuda::launch_tiered_attention(t, nullptr); }, o.iters);
   const double tiered_bytes =
       static_cast<double>(kept_tokens) * token_bytes + tail_tokens * kKvHeads * token_bytes;
-  std::printf(
-      "  (b) tiered decode, %.0f kept + %.0f masked condensed tokens/head, %.0f dense tail, "
-      "P=%d, %d splits: %.4f ms/layer (floor %.4f, %.0f%% of copy bandwidth)\n",
-      static_cast<double>(kept_tokens) / segs,
-      static_cast<double>(std::accumulate(cond_len.begin(), cond_len.end(), int64_t{0}) -
-                          kept_tokens) /
-          segs,
-      static_cast<double>(tail_tokens) / num_seqs, P, t.num_splits, tiered_ms,
-      tiered_bytes / bw * 1e3, 100.0 * tiered_bytes / bw * 1e3 / tiered_ms);
+  double tiered_ms = 0;
+  for (int unroll : o.unroll) {  // 0: the plan's choice
+    cuda::TieredAttentionParams tu = t;
+    if (unroll > 0) tu.tokens_in_flight = unroll;
+    const double ms = time_ms([&] { cuda::launch_tiered_attention(tu, nullptr); }, o.iters);
+    if (unroll == o.unroll.front()) tiered_ms = ms;
+    std::printf(
+        "  (b) tiered decode, %.0f kept + %.0f masked condensed tokens/head, %.0f dense tail, "
+        "P=%d, %d splits, %d rows x %d tokens in flight: %.4f ms/layer (floor %.4f, %.0f%% of "
+        "copy bandwidth)\n",
+        static_cast<double>(kept_tokens) / segs,
+        static_cast<double>(std::accumulate(cond_len.begin(), cond_len.end(), int64_t{0}) -
+                            kept_tokens) /
+            segs,
+        static_cast<double>(tail_tokens) / num_seqs, P, tu.num_splits, tu.rows_per_block,
+        tu.tokens_in_flight, ms, tiered_bytes / bw * 1e3, 100.0 * tiered_bytes / bw * 1e3 / ms);
+  }
 
   // (c) Scoring of one compression event, one layer: 128 observation queries x (condensed
   // tokens past the sinks + 128 dense candidates).
@@ -373,6 +383,8 @@ int main(int argc, char** argv) {
       o.mask = std::stod(v);
     } else if (k == "--tail") {
       o.tail = std::stoi(v);
+    } else if (k == "--unroll") {
+      o.unroll = parse_list(v);
     } else if (k == "--iters") {
       o.iters = std::stoi(v);
     } else {

@@ -274,7 +274,7 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
   return h;
 }
 
-enum class Mode { kPlanned, kSingleSplit, kGraph };
+enum class Mode { kPlanned, kSingleSplit, kGraph, kEightInFlight };
 
 // Runs the CUDA kernel on the scenario; returns the output as fp32.
 std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, int* splits_used) {
@@ -321,6 +321,7 @@ std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, int* s
     p.kv_chunk = (sc.max_cond_len + sc.max_dense_len + 63) / 64 * 64 + 64;
     ws = 0;
   }
+  if (mode == Mode::kEightInFlight) p.tokens_in_flight = 8;
   *splits_used = p.num_splits;
   DeviceArray<float> work(std::vector<float>(std::max<size_t>(ws, 1), NAN));
   p.partial_o = work.ptr;
@@ -400,6 +401,9 @@ TEST_F(TieredAttentionCuda, DecodeGqaPage16) { check(decode_case(16), 11, Mode::
 TEST_F(TieredAttentionCuda, DecodeGqaPage1) { check(decode_case(1), 12, Mode::kPlanned, 2); }
 TEST_F(TieredAttentionCuda, DecodeSingleSplit) { check(decode_case(16), 13, Mode::kSingleSplit); }
 TEST_F(TieredAttentionCuda, DecodeGraphCaptured) { check(decode_case(16), 14, Mode::kGraph); }
+TEST_F(TieredAttentionCuda, DecodeEightTokensInFlight) {
+  check(decode_case(16), 16, Mode::kEightInFlight, 2);
+}
 
 TEST_F(TieredAttentionCuda, DecodeHeavyMasksNoGqa) {
   Case c = decode_case(16);

@@ -43,20 +43,32 @@ __device__ __forceinline__ Segment segment_of(const HkvScoreParams& p, int seg) 
   return g;
 }
 
+// Tiles are gathered in two phases: every 16-byte load of the thread first (they overlap in
+// flight; interleaved with shared-memory stores the compiler would have to serialise them), then
+// every store.
+
 // Rows row0.. of the segment (row = obs * group + head-in-group) into q_s [kTile, kLd]; zeros
 // past the end.
 template <int D>
 __device__ void load_q_tile(const HkvScoreParams& p, const Segment& g, int row0, bf16* q_s) {
-  constexpr int kChunks = D / 8, kLd = ScoreSmem<D>::kLd;
-  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
+  constexpr int kChunks = D / 8, kLd = ScoreSmem<D>::kLd, kIters = kTile * kChunks / kThreads;
+  static_assert(kIters * kThreads == kTile * kChunks);
+  uint4 val[kIters];
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int i = threadIdx.x + it * kThreads;
     const int r = i / kChunks, c = i % kChunks, row = row0 + r;
-    uint4 val = make_uint4(0, 0, 0, 0);
+    val[it] = make_uint4(0, 0, 0, 0);
     if (row < g.num_rows) {
       const int64_t obs = p.obs_indptr[g.seq] + row / g.group;
       const int qh = g.head * g.group + row % g.group;
-      val = *reinterpret_cast<const uint4*>(p.q_obs + (obs * p.num_q_heads + qh) * D + c * 8);
+      val[it] = *reinterpret_cast<const uint4*>(p.q_obs + (obs * p.num_q_heads + qh) * D + c * 8);
     }
-    *reinterpret_cast<uint4*>(q_s + r * kLd + c * 8) = val;
+  }
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int i = threadIdx.x + it * kThreads;
+    *reinterpret_cast<uint4*>(q_s + (i / kChunks) * kLd + (i % kChunks) * 8) = val[it];
   }
 }
 
@@ -64,14 +76,17 @@ __device__ void load_q_tile(const HkvScoreParams& p, const Segment& g, int row0,
 template <int D>
 __device__ void load_k_tile(const HkvScoreParams& p, const Segment& g, int seg, int cand0,
                             bf16* k_s) {
-  constexpr int kChunks = D / 8, kLd = ScoreSmem<D>::kLd;
+  constexpr int kChunks = D / 8, kLd = ScoreSmem<D>::kLd, kIters = kTile * kChunks / kThreads;
   const int32_t* pages = p.page_indices + p.page_indptr[seg];
   const int32_t* table = p.dense_block_indices + p.dense_block_indptr[g.seq];
   const int cond_begin = p.cond_begin[seg], dense_start = p.dense_cand_start[g.seq];
   const int P = p.page_size, bs = p.dense_block_size;
-  for (int i = threadIdx.x; i < kTile * kChunks; i += kThreads) {
+  uint4 val[kIters];
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int i = threadIdx.x + it * kThreads;
     const int r = i / kChunks, c = i % kChunks, j = cand0 + r;
-    uint4 val = make_uint4(0, 0, 0, 0);
+    val[it] = make_uint4(0, 0, 0, 0);
     if (j < g.num_cands) {
       const bf16* src;
       if (j < g.num_cond) {
@@ -82,9 +97,13 @@ __device__ void load_k_tile(const HkvScoreParams& p, const Segment& g, int seg, 
         const int64_t slot = static_cast<int64_t>(table[t / bs]) * bs + t % bs;
         src = p.dense_k + (slot * p.num_kv_heads + g.head) * D;
       }
-      val = *reinterpret_cast<const uint4*>(src + c * 8);
+      val[it] = *reinterpret_cast<const uint4*>(src + c * 8);
     }
-    *reinterpret_cast<uint4*>(k_s + r * kLd + c * 8) = val;
+  }
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int i = threadIdx.x + it * kThreads;
+    *reinterpret_cast<uint4*>(k_s + (i / kChunks) * kLd + (i % kChunks) * 8) = val[it];
   }
 }
 

@@ -42,6 +42,8 @@ size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms) {
   const int group = std::max(1, p.num_q_heads / std::max(1, p.num_kv_heads));
   const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(p.max_query_len) * group);
   p.rows_per_block = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
+  // Few rows leave registers for more loads in flight.
+  p.tokens_in_flight = p.rows_per_block <= 2 ? 8 : 4;
   const int64_t blocks =
       ceil_div(rows, p.rows_per_block) * std::max(1, p.num_seqs) * std::max(1, p.num_kv_heads);
   const int64_t max_list = std::max<int64_t>(
@@ -75,8 +77,9 @@ void launch_tiered_attention(const TieredAttentionParams& p, cudaStream_t stream
                kInvalidArgument, "tiered attention: a required pointer is null");
   CUDA_REQUIRE((p.mask_indptr == nullptr) == (p.mask_words == nullptr), kInvalidArgument,
                "tiered attention: mask_indptr and mask_words must be both set or both null");
-  CUDA_REQUIRE(p.num_splits >= 1 && p.kv_chunk > 0 && p.rows_per_block > 0, kInternal,
-               "tiered attention: plan_tiered_attention() was not called");
+  CUDA_REQUIRE(
+      p.num_splits >= 1 && p.kv_chunk > 0 && p.rows_per_block > 0 && p.tokens_in_flight > 0,
+      kInternal, "tiered attention: plan_tiered_attention() was not called");
   CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >=
                    static_cast<int64_t>(p.max_cond_len) + p.max_dense_len,
                kInternal, "tiered attention: splits cover ", p.num_splits * p.kv_chunk, " of ",

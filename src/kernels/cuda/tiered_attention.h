@@ -52,15 +52,17 @@ struct TieredAttentionParams {
 
   // Split-KV over the virtual token list (condensed tokens, then dense tokens): split k covers
   // list entries [k * kv_chunk, (k + 1) * kv_chunk). Set by plan_tiered_attention.
-  int rows_per_block = 0;  // (query token, head-in-group) rows per block: 1, 2, 4 or 8
+  int rows_per_block = 0;    // (query token, head-in-group) rows per block: 1, 2, 4 or 8
+  int tokens_in_flight = 0;  // tokens per worker per step: 4 or 8 (registers vs latency)
   int num_splits = 0;
   int kv_chunk = 0;
   float* partial_o = nullptr;   // F32 [num_splits, num_tokens, num_q_heads, head_dim] (splits > 1)
   float* partial_ml = nullptr;  // F32 [num_splits, num_tokens, num_q_heads, 2] (max log2, sum)
 };
 
-// Chooses rows_per_block, num_splits and kv_chunk from the host-side bounds (about four blocks per
-// multiprocessor) and returns the workspace size in floats (0 when num_splits == 1).
+// Chooses rows_per_block, tokens_in_flight, num_splits and kv_chunk from the host-side bounds
+// (about four blocks per multiprocessor) and returns the workspace size in floats (0 when
+// num_splits == 1).
 size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms);
 
 // Checks shapes and launches (plus the split combine kernel). No host sync: graph-capturable.

@@ -3,8 +3,9 @@
 // (condensed tokens 0..cond_len-1, then the causally visible dense tokens). Decode is
 // latency-bound, so warps are spread over tokens, not rows: D/8 lanes hold one token's K and V
 // (16 bytes each per lane), every such lane group is an independent online-softmax worker over
-// its tokens with U tokens' loads in flight, and the workers' (max, sum, out) states are merged
-// through shared memory at the end. All GQA rows of a block share each K/V read.
+// its tokens with U tokens' loads in flight (their page ids / mask bits looked up one step
+// ahead), and the workers' (max, sum, out) states are merged through shared memory at the end.
+// All GQA rows of a block share each K/V read.
 #pragma once
 
 #include <cmath>
@@ -22,8 +23,6 @@ struct TieredTraits {
   static constexpr int kLanesPerToken = D / 8;  // one 16-byte chunk per lane
   static constexpr int kTokensPerWarp = 32 / kLanesPerToken;
   static constexpr int kWorkers = kTieredThreads / 32 * kTokensPerWarp;
-  static constexpr int kUnroll = 4;                 // tokens per worker per step
-  static constexpr int kStep = kWorkers * kUnroll;  // list entries per block step
   static_assert(D % 8 == 0 && kLanesPerToken <= 32 && 32 % kLanesPerToken == 0);
   template <int R>
   static constexpr size_t smem_bytes() {
@@ -41,11 +40,15 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
   }
 }
 
-template <int D, int R>
+// U = tokens per worker per step (loads in flight). The offsets of a step's tokens (page id,
+// mask bit, block table lookups) are computed one step ahead, so those loads overlap the current
+// step's K/V loads instead of preceding them.
+template <int D, int R, int U>
 __global__ void __launch_bounds__(kTieredThreads)
     tiered_attention_kernel(const TieredAttentionParams p) {
   using T = TieredTraits<D>;
-  constexpr int L = T::kLanesPerToken, U = T::kUnroll;
+  constexpr int L = T::kLanesPerToken;
+  constexpr int kStep = T::kWorkers * U;  // list entries per block step
   const int seq = blockIdx.y, kv_head = blockIdx.z;
   const int split = blockIdx.x % p.num_splits;
   const int row0 = (blockIdx.x / p.num_splits) * R;
@@ -97,37 +100,43 @@ __global__ void __launch_bounds__(kTieredThreads)
   const int32_t* table = p.dense_block_indices + p.dense_block_indptr[seq];
   const int dense_start = p.dense_start[seq];
 
+  // Element offset of list entry v's K/V row: >= 0 in the page pools, -1 - offset in the dense
+  // cache; false when v is past the end or masked.
+  auto locate = [&](int v, int64_t& off) -> bool {
+    if (v >= end) return false;
+    if (v < cond_len) {
+      if (mask != nullptr && ((mask[v >> 6] >> (v & 63)) & 1u)) return false;
+      off = (static_cast<int64_t>(pages[v / page_size]) * page_size + v % page_size) * D;
+    } else {
+      const int t = dense_start + v - cond_len;
+      const int64_t slot = static_cast<int64_t>(table[t / bs]) * bs + t % bs;
+      off = -1 - (slot * p.num_kv_heads + kv_head) * D;
+    }
+    return true;
+  };
+
   // The trip count depends only on the warp, so the lane-group shuffles below see full warps.
-  for (int v_warp = begin + warp * T::kTokensPerWarp * U; v_warp < end; v_warp += T::kStep) {
+  const int v_first = begin + warp * T::kTokensPerWarp * U + sub * U;
+  int64_t off[U];
+  bool ok[U];
+#pragma unroll
+  for (int u = 0; u < U; ++u) ok[u] = locate(v_first + u, off[u]);
+  for (int v_warp = begin + warp * T::kTokensPerWarp * U; v_warp < end; v_warp += kStep) {
     const int v0 = v_warp + sub * U;
     uint4 kr[U], vr[U];
-    bool ok[U];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
-      const int v = v0 + u;
-      ok[u] = v < end;
       kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
       if (!ok[u]) continue;
-      int64_t off;
-      const __nv_bfloat16 *kb, *vb;
-      if (v < cond_len) {
-        if (mask != nullptr && ((mask[v >> 6] >> (v & 63)) & 1u)) {
-          ok[u] = false;
-          continue;
-        }
-        off = (static_cast<int64_t>(pages[v / page_size]) * page_size + v % page_size) * D;
-        kb = p.page_k;
-        vb = p.page_v;
-      } else {
-        const int t = dense_start + v - cond_len;
-        const int64_t slot = static_cast<int64_t>(table[t / bs]) * bs + t % bs;
-        off = (slot * p.num_kv_heads + kv_head) * D;
-        kb = p.dense_k;
-        vb = p.dense_v;
-      }
-      kr[u] = __ldg(reinterpret_cast<const uint4*>(kb + off) + chunk);
-      vr[u] = __ldg(reinterpret_cast<const uint4*>(vb + off) + chunk);
+      const bool paged = off[u] >= 0;
+      const int64_t o_u = paged ? off[u] : -1 - off[u];
+      kr[u] = __ldg(reinterpret_cast<const uint4*>((paged ? p.page_k : p.dense_k) + o_u) + chunk);
+      vr[u] = __ldg(reinterpret_cast<const uint4*>((paged ? p.page_v : p.dense_v) + o_u) + chunk);
     }
+    bool ok_next[U];
+    int64_t off_next[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) ok_next[u] = locate(v0 + kStep + u, off_next[u]);
 
     float s[U][R];
 #pragma unroll
@@ -140,32 +149,44 @@ __global__ void __launch_bounds__(kTieredThreads)
 #pragma unroll
         for (int i = 0; i < 8; ++i) dot += qf[r][i] * kf[i];
 #pragma unroll
-        for (int off = L / 2; off > 0; off >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+        for (int sh = L / 2; sh > 0; sh >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, sh);
         s[u][r] = (ok[u] && v0 + u < limit[r]) ? dot : -INFINITY;
       }
     }
-    float vf[U][8];
-#pragma unroll
-    for (int u = 0; u < U; ++u) unpack8(vr[u], vf[u]);
+    // Online softmax: rescale each row once per step, then s becomes the step's probabilities.
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float m_new = m[r];
 #pragma unroll
       for (int u = 0; u < U; ++u) m_new = fmaxf(m_new, s[u][r]);
-      if (m_new == -INFINITY) continue;  // nothing visible to this row yet
+      if (m_new == -INFINITY) {  // nothing visible to this row yet
+#pragma unroll
+        for (int u = 0; u < U; ++u) s[u][r] = 0.f;
+        continue;
+      }
       const float alpha = exp2f(m[r] - m_new);
       l[r] *= alpha;
 #pragma unroll
       for (int i = 0; i < 8; ++i) o[r][i] *= alpha;
 #pragma unroll
       for (int u = 0; u < U; ++u) {
-        const float pu = exp2f(s[u][r] - m_new);
-        l[r] += pu;
-#pragma unroll
-        for (int i = 0; i < 8; ++i) o[r][i] += pu * vf[u][i];
+        s[u][r] = exp2f(s[u][r] - m_new);
+        l[r] += s[u][r];
       }
       m[r] = m_new;
     }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      float vf[8];
+      unpack8(vr[u], vf);
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int i = 0; i < 8; ++i) o[r][i] += s[u][r] * vf[i];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) ok[u] = ok_next[u], off[u] = off_next[u];
   }
 
   // Merge the workers' states: out = sum_w 2^(m_w - M) o_w / sum_w 2^(m_w - M) l_w.
@@ -216,7 +237,7 @@ __global__ void __launch_bounds__(kTieredThreads)
   }
 }
 
-template <int D, int R>
+template <int D, int R, int U>
 void launch_tiered_attention_rows(const TieredAttentionParams& p, cudaStream_t stream) {
   using T = TieredTraits<D>;
   constexpr size_t smem = T::template smem_bytes<R>();
@@ -224,24 +245,35 @@ void launch_tiered_attention_rows(const TieredAttentionParams& p, cudaStream_t s
   const int group = p.num_q_heads / p.num_kv_heads;
   const int64_t row_tiles = ceil_div(static_cast<int64_t>(p.max_query_len) * group, R);
   const dim3 grid(static_cast<unsigned>(row_tiles * p.num_splits), p.num_seqs, p.num_kv_heads);
-  tiered_attention_kernel<D, R><<<grid, kTieredThreads, smem, stream>>>(p);
+  tiered_attention_kernel<D, R, U><<<grid, kTieredThreads, smem, stream>>>(p);
   CUDA_CHECK_LAUNCH();
+}
+
+template <int D, int R>
+void launch_tiered_attention_unroll(const TieredAttentionParams& p, cudaStream_t stream) {
+  if (p.tokens_in_flight == 8) {
+    launch_tiered_attention_rows<D, R, 8>(p, stream);
+  } else {
+    CUDA_REQUIRE(p.tokens_in_flight == 4, kInternal, "tiered attention: tokens_in_flight ",
+                 p.tokens_in_flight, " (plan_tiered_attention() sets 4 or 8)");
+    launch_tiered_attention_rows<D, R, 4>(p, stream);
+  }
 }
 
 template <int D>
 void launch_tiered_attention_impl(const TieredAttentionParams& p, cudaStream_t stream) {
   switch (p.rows_per_block) {
     case 1:
-      launch_tiered_attention_rows<D, 1>(p, stream);
+      launch_tiered_attention_unroll<D, 1>(p, stream);
       break;
     case 2:
-      launch_tiered_attention_rows<D, 2>(p, stream);
+      launch_tiered_attention_unroll<D, 2>(p, stream);
       break;
     case 4:
-      launch_tiered_attention_rows<D, 4>(p, stream);
+      launch_tiered_attention_unroll<D, 4>(p, stream);
       break;
     case 8:
-      launch_tiered_attention_rows<D, 8>(p, stream);
+      launch_tiered_attention_unroll<D, 8>(p, stream);
       break;
     default:
       CUDA_REQUIRE(false, kInternal, "tiered attention: rows_per_block ", p.rows_per_block,
