@@ -1,8 +1,11 @@
 // GPU sampling benchmark: the sampling kernel (launch_sample) and the whole CudaBackend::sample
 // (params up, tokens down) on random logits F32 [rows, 151936] for greedy, temperature 0.6, and
-// temperature 0.6 + top-k 20 + top-p 0.95 (also top-p alone and min-p alone); beside the floor of one read of the logits at the
-// measured copy bandwidth, and the host path it replaces (Backend::sample: download + host).
+// temperature 0.6 + top-k 20 + top-p 0.95 (also top-p alone and min-p alone); beside the floor of
+// one read of the logits at the measured copy bandwidth, and the host path it replaces
+// (Backend::sample: download + host).
 //   bench_sampling [--rows 1,32,256] [--iters 50] [--no-host]
+#include "kernels/cuda/sampling.h"
+
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -18,7 +21,6 @@
 #include "core/tensor.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/sampling.h"
 
 namespace {
 
@@ -175,8 +177,8 @@ int main(int argc, char** argv) {
       }
       std::vector<double> api;
       for (int it = 0; it < iters + 3; ++it) {
-        hardkv::Tensor t = hardkv::Tensor::view(bufs[it % copies], hardkv::DType::kF32,
-                                                {n, kVocab}, hardkv::Device::kCUDA);
+        hardkv::Tensor t = hardkv::Tensor::view(bufs[it % copies], hardkv::DType::kF32, {n, kVocab},
+                                                hardkv::Device::kCUDA);
         be->synchronize();
         const auto t0 = std::chrono::steady_clock::now();
         be->sample(t, rows);
@@ -192,15 +194,15 @@ int main(int argc, char** argv) {
                                                   {n, kVocab}, hardkv::Device::kCUDA);
           const auto t0 = std::chrono::steady_clock::now();
           be->Backend::sample(t, rows);
-          hs.push_back(std::chrono::duration<double, std::micro>(
-                           std::chrono::steady_clock::now() - t0)
-                           .count());
+          hs.push_back(
+              std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0)
+                  .count());
         }
         host_us = median(hs);
       }
       std::printf("%-28s %5lld %12.1f %12.1f %14.1f %12.1f %12.1f\n", m.name,
-                  static_cast<long long>(n), kernel_us, floor_us, kernel_us / floor_us,
-                  median(api), host_us);
+                  static_cast<long long>(n), kernel_us, floor_us, kernel_us / floor_us, median(api),
+                  host_us);
       std::fflush(stdout);
       cudaEventDestroy(e0);
       cudaEventDestroy(e1);
@@ -209,7 +211,8 @@ int main(int argc, char** argv) {
     cudaFree(params);
     cudaFree(tokens);
   }
-  std::printf("floor_us: one read of the logits at the copy bandwidth; floor_passes = "
-              "kernel / floor (full reads of the logits the kernel's time is worth)\n");
+  std::printf(
+      "floor_us: one read of the logits at the copy bandwidth; floor_passes = "
+      "kernel / floor (full reads of the logits the kernel's time is worth)\n");
   return 0;
 }

@@ -1,6 +1,8 @@
 // GPU sampling (kernels/cuda/sampling.cu and CudaBackend::sample) against the host sampler
 // (sampling/sampler.cc) on many random rows: greedy exactly, draws on the same uniforms, kept-set
 // sizes, log-probabilities, forced tokens. Skips without a CUDA device.
+#include "kernels/cuda/sampling.h"
+
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -19,7 +21,6 @@
 #include "core/tensor.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/sampling.h"
 #include "sampling/sampler.h"
 
 namespace hardkv {
@@ -28,8 +29,8 @@ namespace {
 using cuda::SampleRowParams;
 
 enum class RowKind { kFlat, kPeaked, kBf16Ties, kTiedMax, kNegInf, kIntegers, kConstant };
-constexpr RowKind kAllKinds[] = {RowKind::kFlat,    RowKind::kPeaked,   RowKind::kBf16Ties,
-                                 RowKind::kTiedMax, RowKind::kNegInf,   RowKind::kIntegers,
+constexpr RowKind kAllKinds[] = {RowKind::kFlat,    RowKind::kPeaked, RowKind::kBf16Ties,
+                                 RowKind::kTiedMax, RowKind::kNegInf, RowKind::kIntegers,
                                  RowKind::kConstant};
 
 void fill_row(RowKind kind, std::mt19937_64& rng, std::span<float> row) {
@@ -114,9 +115,9 @@ class CudaSamplingTest : public ::testing::Test {
     Tensor tok = be_->alloc(DType::kI32, {n}), kept = be_->alloc(DType::kI32, {n});
     Tensor lp = be_->alloc(DType::kF32, {n});
     cuda::launch_sample(dev.data_as<const float>(), n, vocab,
-                        reinterpret_cast<const SampleRowParams*>(pd.data()),
-                        tok.data_as<int32_t>(), lp.data_as<float>(), kept.data_as<int32_t>(),
-                        cuda_->stream(), cluster_size);
+                        reinterpret_cast<const SampleRowParams*>(pd.data()), tok.data_as<int32_t>(),
+                        lp.data_as<float>(), kept.data_as<int32_t>(), cuda_->stream(),
+                        cluster_size);
     GpuOut out;
     const Tensor t = be_->download(tok), k = be_->download(kept), l = be_->download(lp);
     out.tokens.assign(t.data_as<int32_t>(), t.data_as<int32_t>() + n);
@@ -189,10 +190,10 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
             std::count_if(probs.begin(), probs.end(), [](double q) { return q > 0.0; }));
       }
       for (size_t v = 0; v < outs.size(); ++v) {
-        const std::string what = fmt::format(
-            "vocab {} row {} kind {} T {} top_k {} top_p {} min_p {} u {} cluster {}", vocab, i,
-            static_cast<int>(kinds[i]), p.temperature, p.top_k, p.top_p, p.min_p, gp[i].uniform,
-            cluster_sizes[v]);
+        const std::string what =
+            fmt::format("vocab {} row {} kind {} T {} top_k {} top_p {} min_p {} u {} cluster {}",
+                        vocab, i, static_cast<int>(kinds[i]), p.temperature, p.top_k, p.top_p,
+                        p.min_p, gp[i].uniform, cluster_sizes[v]);
         const int32_t got = outs[v].tokens[i];
         const int kept = outs[v].kept[i];
         ASSERT_TRUE(got >= 0 && got < vocab) << what << ": token " << got;
@@ -204,8 +205,8 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
           ++kept_checked;
           if (kept != host_kept) {
             ++differing_kept;
-            EXPECT_LE(std::abs(kept - host_kept), 1) << what << ": kept " << kept << " vs host "
-                                                     << host_kept;
+            EXPECT_LE(std::abs(kept - host_kept), 1)
+                << what << ": kept " << kept << " vs host " << host_kept;
           }
           if (got != want) {
             ++differing_draws;
@@ -218,11 +219,12 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
       }
     }
   }
-  std::printf("sampling: %lld row draws (rows x 4 cluster sizes), %lld differ from the host, %lld of %lld kept sets "
-              "differ, max |logprob error| %.2e\n",
-              static_cast<long long>(total_rows), static_cast<long long>(differing_draws),
-              static_cast<long long>(differing_kept), static_cast<long long>(kept_checked),
-              max_lp_err);
+  std::printf(
+      "sampling: %lld row draws (rows x 4 cluster sizes), %lld differ from the host, %lld of %lld "
+      "kept sets "
+      "differ, max |logprob error| %.2e\n",
+      static_cast<long long>(total_rows), static_cast<long long>(differing_draws),
+      static_cast<long long>(differing_kept), static_cast<long long>(kept_checked), max_lp_err);
   EXPECT_LE(differing_draws * 1000, total_rows) << "more than 0.1% of draws differ";
   EXPECT_LE(differing_kept * 1000, kept_checked) << "more than 0.1% of kept sets differ";
 }
@@ -241,13 +243,13 @@ TEST_F(CudaSamplingTest, KeptSetSizes) {
     float top_p, min_p;
     int kept;
   };
-  const Want cases[] = {
-      {20, 1.f, 0.f, 20},          {1, 1.f, 0.f, 1},  {0, 0.5f, 0.f, 1},  // 1 - e^-1 = 0.632
-      {0, 0.7f, 0.f, 2},           {0, 0.95f, 0.f, 3},                    // 0.865, 0.950
-      {0, 0.99f, 0.f, 5},                                                 // 0.993
-      {0, 1.f, 0.1f, 3},                                                  // e^-2 = 0.135 >= 0.1
-      {0, 1.f, 0.01f, 5},                                                 // e^-4 = 0.018
-      {3, 0.99f, 0.f, 3},          {10, 0.95f, 0.01f, 3}};
+  const Want cases[] = {{20, 1.f, 0.f, 20}, {1, 1.f, 0.f, 1},
+                        {0, 0.5f, 0.f, 1},                       // 1 - e^-1 = 0.632
+                        {0, 0.7f, 0.f, 2},  {0, 0.95f, 0.f, 3},  // 0.865, 0.950
+                        {0, 0.99f, 0.f, 5},                      // 0.993
+                        {0, 1.f, 0.1f, 3},                       // e^-2 = 0.135 >= 0.1
+                        {0, 1.f, 0.01f, 5},                      // e^-4 = 0.018
+                        {3, 0.99f, 0.f, 3}, {10, 0.95f, 0.01f, 3}};
   std::vector<float> logits;
   std::vector<SampleRowParams> gp;
   for (const Want& c : cases) {
@@ -352,9 +354,10 @@ TEST_F(CudaSamplingTest, PrintsTiming) {
   const double us =
       std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
       iters;
-  std::printf("CudaBackend::sample 256 x 151936, T 0.6 top-k 20 top-p 0.95: %.1f us per call "
-              "(host clock, download included)\n",
-              us);
+  std::printf(
+      "CudaBackend::sample 256 x 151936, T 0.6 top-k 20 top-p 0.95: %.1f us per call "
+      "(host clock, download included)\n",
+      us);
 }
 
 }  // namespace

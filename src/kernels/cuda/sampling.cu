@@ -182,8 +182,7 @@ __device__ T cluster_sum(T v, Shared& sh, Ctx& c) {
 // when the slice is 16-byte aligned, four in flight per thread (latency, not bandwidth, limits
 // one SM).
 template <typename F>
-__device__ __forceinline__ void for_each_logit(const float* __restrict__ row, const Ctx& c,
-                                               F&& f) {
+__device__ __forceinline__ void for_each_logit(const float* __restrict__ row, const Ctx& c, F&& f) {
   constexpr int kUnroll = 4;
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const float* slice = row + c.begin;
@@ -283,8 +282,7 @@ __device__ __forceinline__ RowStats row_stats(const float* row, Ctx& c, bool wan
 // blocks pick the same digit) and picks the digit where the running measure crosses the target.
 // Ties of the final key take the fewest needed, lowest ids first (the draw applies that order).
 __device__ __forceinline__ Prefix select_prefix(const float* row, Ctx& c, bool mass, uint32_t k,
-                                                float top_p, Prefix within, Weights w,
-                                                Shared& sh) {
+                                                float top_p, Prefix within, Weights w, Shared& sh) {
   // Ties of within.key are cut by id: they are left out of the scan and added as need copies.
   const bool cut_ties = within.need != kAllTies;
   const u64 tie_measure = mass && cut_ties ? to_fixed(w(key_value(within.key))) : 1ull;
@@ -296,8 +294,8 @@ __device__ __forceinline__ Prefix select_prefix(const float* row, Ctx& c, bool m
     __syncthreads();
     for_each_logit(row, c, [&](float x, int, bool valid) {
       const uint32_t key = order_key(x);
-      bool add = valid && (key & hi_mask) == hi && key >= within.key &&
-                 !(cut_ties && key == within.key);
+      bool add =
+          valid && (key & hi_mask) == hi && key >= within.key && !(cut_ties && key == within.key);
       u64 amount = 1;
       if (mass && add) {
         amount = to_fixed(w(x));
@@ -571,13 +569,13 @@ int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
                    int32_t* out_kept, cudaStream_t stream, int cluster_size) {
-  CUDA_REQUIRE(vocab > 0 && vocab < INT_MAX - (1 << 14), kInvalidArgument,
-               "sample: vocabulary of ", vocab, " tokens (1 .. 2^31 - 2^14 supported)");
+  CUDA_REQUIRE(vocab > 0 && vocab < INT_MAX - (1 << 14), kInvalidArgument, "sample: vocabulary of ",
+               vocab, " tokens (1 .. 2^31 - 2^14 supported)");
   CUDA_REQUIRE(cluster_size >= 0 && cluster_size <= kMaxCluster, kInvalidArgument,
                "sample: cluster size ", cluster_size, " (0 = auto, at most ", kMaxCluster, ")");
   const int size = pick_cluster_size(num_rows, vocab, cluster_size);
-  CUDA_REQUIRE(num_rows >= 0 && num_rows * size <= INT_MAX, kInvalidArgument, "sample: ",
-               num_rows, " rows");
+  CUDA_REQUIRE(num_rows >= 0 && num_rows * size <= INT_MAX, kInvalidArgument, "sample: ", num_rows,
+               " rows");
   if (num_rows == 0) return;
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute attr;

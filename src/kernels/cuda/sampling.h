@@ -12,13 +12,13 @@ namespace hardkv::cuda {
 
 // One row's sampling parameters as the kernel reads them (a device array of N).
 struct SampleRowParams {
-  double uniform = 0.0;      // the row's one draw in [0, 1) (unused if greedy or forced)
-  float temperature = 0.f;   // 0 => greedy (argmax, ties: lowest id)
-  float top_p = 1.f;         // (0, 1]; >= 1 => off
-  float min_p = 0.f;         // [0, 1); <= 0 => off
-  int32_t top_k = 0;         // <= 0 or >= vocab => off
-  int32_t forced = -1;       // >= 0 (< vocab): the row's token is this one (teacher forcing)
-  int32_t unused = 0;        // keeps the struct 32 bytes
+  double uniform = 0.0;     // the row's one draw in [0, 1) (unused if greedy or forced)
+  float temperature = 0.f;  // 0 => greedy (argmax, ties: lowest id)
+  float top_p = 1.f;        // (0, 1]; >= 1 => off
+  float min_p = 0.f;        // [0, 1); <= 0 => off
+  int32_t top_k = 0;        // <= 0 or >= vocab => off
+  int32_t forced = -1;      // >= 0 (< vocab): the row's token is this one (teacher forcing)
+  int32_t unused = 0;       // keeps the struct 32 bytes
 };
 static_assert(sizeof(SampleRowParams) == 32);
 
