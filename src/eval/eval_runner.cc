@@ -19,6 +19,30 @@
 
 namespace hardkv::eval {
 
+std::vector<EvalRequest> build_eval_requests(const std::vector<DatasetRow>& rows, int num_samples,
+                                             const SamplingParams& sampling,
+                                             const ChatTemplate& chat, const Tokenizer& tokenizer,
+                                             int max_model_len) {
+  HARDKV_CHECK(num_samples >= 1, kInvalidArgument, "--samples must be >= 1, got {}", num_samples);
+  std::vector<EvalRequest> requests;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    std::vector<ChatMessage> messages = {{"user", rows[r].problem}};
+    std::string prompt = chat.render(messages);
+    const int prompt_len = static_cast<int>(tokenizer.encode(prompt).size());
+    for (int s = 0; s < num_samples; ++s) {
+      EvalRequest q;
+      q.row_idx = static_cast<int>(r);
+      q.sample_idx = s;
+      q.prompt = prompt;
+      q.params = sampling;
+      q.params.max_tokens = std::max(1, std::min(sampling.max_tokens, max_model_len - prompt_len));
+      if (sampling.seed >= 0) q.params.seed = sampling.seed + static_cast<int64_t>(requests.size());
+      requests.push_back(std::move(q));
+    }
+  }
+  return requests;
+}
+
 EvalSummary run_eval(const EvalOptions& options) {
   HARDKV_CHECK(options.num_samples >= 1, kInvalidArgument, "--samples must be >= 1, got {}",
                options.num_samples);
@@ -31,22 +55,14 @@ EvalSummary run_eval(const EvalOptions& options) {
   LLM llm(options.model_dir, options.engine);
   const Tokenizer& tokenizer = llm.tokenizer();
   ChatTemplate chat = ChatTemplate::detect(tokenizer.chat_template());
-  const int max_model_len = llm.stats().max_model_len;
-
-  // One request per (row, sample); each sample gets its own seed when a seed is set.
+  const std::vector<EvalRequest> requests =
+      build_eval_requests(rows, options.num_samples, options.sampling, chat, tokenizer,
+                          llm.stats().max_model_len);
   std::vector<std::string> prompts;
   std::vector<SamplingParams> params;
-  for (const DatasetRow& row : rows) {
-    std::vector<ChatMessage> messages = {{"user", row.problem}};
-    std::string prompt = chat.render(messages);
-    int prompt_len = static_cast<int>(tokenizer.encode(prompt).size());
-    for (int s = 0; s < options.num_samples; ++s) {
-      SamplingParams p = options.sampling;
-      p.max_tokens = std::max(1, std::min(p.max_tokens, max_model_len - prompt_len));
-      if (p.seed >= 0) p.seed = options.sampling.seed + static_cast<int64_t>(prompts.size());
-      prompts.push_back(prompt);
-      params.push_back(p);
-    }
+  for (const EvalRequest& q : requests) {
+    prompts.push_back(q.prompt);
+    params.push_back(q.params);
   }
   std::vector<RequestOutput> outputs = llm.generate(prompts, params);
   if (!options.stats_out.empty()) {
@@ -54,14 +70,21 @@ EvalSummary run_eval(const EvalOptions& options) {
     HARDKV_CHECK(stats.good(), kRuntime, "cannot write {}", options.stats_out);
     stats << llm.kv_stats_json() << "\n";
   }
+  return grade_eval(options, rows, requests, outputs);
+}
 
+EvalSummary grade_eval(const EvalOptions& options, const std::vector<DatasetRow>& rows,
+                       const std::vector<EvalRequest>& requests,
+                       const std::vector<RequestOutput>& outputs) {
+  HARDKV_CHECK(requests.size() == outputs.size(), kInvalidArgument,
+               "{} outputs for {} requests", outputs.size(), requests.size());
   EvalSummary summary;
   summary.num_problems = static_cast<int>(rows.size());
   std::ofstream samples(std::filesystem::path(options.out_dir) / "samples.jsonl");
   HARDKV_CHECK(samples.good(), kRuntime, "cannot write {}/samples.jsonl", options.out_dir);
   double total_tokens = 0;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    const DatasetRow& row = rows[i / options.num_samples];
+    const DatasetRow& row = rows.at(requests[i].row_idx);
     const RequestOutput& out = outputs[i];
     GradeResult grade = grade_response(out.text, row.answer);
     summary.num_samples += 1;
@@ -69,7 +92,7 @@ EvalSummary run_eval(const EvalOptions& options) {
     summary.num_truncated += out.finish_reason == FinishReason::kLength ? 1 : 0;
     total_tokens += static_cast<double>(out.token_ids.size());
     nlohmann::json line = {{"id", row.id},
-                           {"sample", static_cast<int>(i % options.num_samples)},
+                           {"sample", requests[i].sample_idx},
                            {"answer", row.answer},
                            {"extracted", grade.extracted.value_or("")},
                            {"score", grade.correct ? 1 : 0},
@@ -91,6 +114,10 @@ EvalSummary run_eval(const EvalOptions& options) {
                        {"method", options.method_label},
                        {"budget", options.budget_label},
                        {"kv_mode", options.engine.kv_mode},
+                       {"budget_tokens", options.engine.kv_mode == "hard"
+                                             ? nlohmann::json(options.engine.compression.budget)
+                                             : nlohmann::json(nullptr)},
+                       {"samples_per_problem", options.num_samples},
                        {"num_problems", summary.num_problems},
                        {"num_samples", summary.num_samples},
                        {"num_correct", summary.num_correct},

@@ -4,9 +4,17 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "eval/dataset.h"
 #include "hardkv/engine_config.h"
+#include "hardkv/request_output.h"
 #include "hardkv/sampling_params.h"
+
+namespace hardkv {
+class ChatTemplate;
+class Tokenizer;
+}  // namespace hardkv
 
 namespace hardkv::eval {
 
@@ -33,6 +41,28 @@ struct EvalSummary {
   int num_truncated = 0;  // finished by the length limit
 };
 
+struct EvalRequest {
+  int row_idx = 0;     // index into the dataset rows
+  int sample_idx = 0;  // 0 .. num_samples - 1
+  std::string prompt;  // the problem as one user turn, chat template applied
+  SamplingParams params;
+};
+
+// One request per (row, sample), row-major. Request i gets seed sampling.seed + i when
+// sampling.seed >= 0 (else stays nondeterministic) and max_tokens clamped to
+// [1, max_model_len - prompt tokens].
+std::vector<EvalRequest> build_eval_requests(const std::vector<DatasetRow>& rows, int num_samples,
+                                             const SamplingParams& sampling,
+                                             const ChatTemplate& chat, const Tokenizer& tokenizer,
+                                             int max_model_len);
+
+// Grades outputs[i], the response to requests[i], against its row's answer; writes
+// samples.jsonl, summary.json and summary.md to options.out_dir (which must exist).
+EvalSummary grade_eval(const EvalOptions& options, const std::vector<DatasetRow>& rows,
+                       const std::vector<EvalRequest>& requests,
+                       const std::vector<RequestOutput>& outputs);
+
+// load_dataset -> build_eval_requests -> LLM::generate (one batch) -> grade_eval.
 // Throws Error on a bad dataset, model or output directory.
 EvalSummary run_eval(const EvalOptions& options);
 

@@ -115,6 +115,9 @@ void write_outputs(const PerplexityOptions& o, const PerplexityResult& r, int64_
                              {"method", o.method_label},
                              {"budget", o.budget_label},
                              {"kv_mode", o.engine.kv_mode},
+                             {"budget_tokens", o.engine.kv_mode == "hard"
+                                                   ? nlohmann::json(o.engine.compression.budget)
+                                                   : nlohmann::json(nullptr)},
                              {"text_tokens", num_tokens},
                              {"chunk_len", o.chunk_len},
                              {"prompt_len", o.prompt_len},
