@@ -5,8 +5,9 @@
 // event timings after warm-up, each beside its floor: bytes / measured copy bandwidth.
 //   bench_tiered_attention [--seqs 32,64] [--ctx 16384] [--budget 1024] [--upper 2048]
 //                          [--page-size 16] [--mask 0.05] [--tail 128] [--iters 50]
-//                          [--unroll 0,4,8]  (tiered tokens in flight; 0 = planned; first is
-//                          summarised)
+//                          [--blocks-per-sm 4,8] [--variants planned,ring,reg8]
+// Tiered variants: planned = plan_tiered_attention's choice, ring = the cp.async pipelined
+// kernel, reg8 = 8 tokens in flight in registers. The first (blocks/SM, variant) is summarised.
 #include "kernels/cuda/tiered_attention.h"
 
 #include <cuda_bf16.h>
@@ -122,7 +123,8 @@ struct Options {
   std::vector<int> seqs{32, 64};
   int ctx = 16384, budget = 1024, upper = 2048, page_size = 16, tail = 128, iters = 50;
   double mask = 0.05;
-  std::vector<int> unroll{0};  // tiered tokens_in_flight overrides, 0 = planned
+  std::vector<int> blocks_per_sm{4};
+  std::vector<std::string> variants{"planned"};
 };
 
 // Block table of `tokens` slots per sequence from a shuffled pool; returns the device cache size.
@@ -263,28 +265,45 @@ void run(const Options& o, int num_seqs, int num_sms, double bw) {
   t.max_cond_len = max_cond;
   t.max_dense_len = max_tail;
   t.scale = 0.088388f;
-  const size_t tws = cuda::plan_tiered_attention(t, num_sms);
-  float* tw = pool.alloc<float>(tws);
-  t.partial_o = tw;
-  t.partial_ml = tw + static_cast<size_t>(t.num_splits) * num_seqs * kQHeads * kHeadDim;
+  const int max_bps = *std::max_element(o.blocks_per_sm.begin(), o.blocks_per_sm.end());
+  {
+    cuda::TieredAttentionParams widest = t;
+    float* tw = pool.alloc<float>(cuda::plan_tiered_attention(widest, num_sms, max_bps));
+    t.partial_o = tw;
+    t.partial_ml = tw + static_cast<size_t>(widest.num_splits) * num_seqs * kQHeads * kHeadDim;
+  }
   const double tiered_bytes =
       static_cast<double>(kept_tokens) * token_bytes + tail_tokens * kKvHeads * token_bytes;
+  std::printf(
+      "  (b) tiered decode: %.0f kept + %.0f masked condensed tokens/head, %.0f dense "
+      "tail/seq, P=%d; floor %.4f ms\n",
+      static_cast<double>(kept_tokens) / segs,
+      static_cast<double>(std::accumulate(cond_len.begin(), cond_len.end(), int64_t{0}) -
+                          kept_tokens) /
+          segs,
+      static_cast<double>(tail_tokens) / num_seqs, P, tiered_bytes / bw * 1e3);
   double tiered_ms = 0;
-  for (int unroll : o.unroll) {  // 0: the plan's choice
-    cuda::TieredAttentionParams tu = t;
-    if (unroll > 0) tu.tokens_in_flight = unroll;
-    const double ms = time_ms([&] { cuda::launch_tiered_attention(tu, nullptr); }, o.iters);
-    if (unroll == o.unroll.front()) tiered_ms = ms;
-    std::printf(
-        "  (b) tiered decode, %.0f kept + %.0f masked condensed tokens/head, %.0f dense tail, "
-        "P=%d, %d splits, %d rows x %d tokens in flight: %.4f ms/layer (floor %.4f, %.0f%% of "
-        "copy bandwidth)\n",
-        static_cast<double>(kept_tokens) / segs,
-        static_cast<double>(std::accumulate(cond_len.begin(), cond_len.end(), int64_t{0}) -
-                            kept_tokens) /
-            segs,
-        static_cast<double>(tail_tokens) / num_seqs, P, tu.num_splits, tu.rows_per_block,
-        tu.tokens_in_flight, ms, tiered_bytes / bw * 1e3, 100.0 * tiered_bytes / bw * 1e3 / ms);
+  for (int bps : o.blocks_per_sm) {
+    for (const std::string& variant : o.variants) {  // first pair: the summary's
+      cuda::TieredAttentionParams tu = t;
+      cuda::plan_tiered_attention(tu, num_sms, bps);
+      if (variant == "ring") {
+        tu.pipelined = 1;
+        tu.tokens_in_flight = 4;
+      } else if (variant == "reg8") {
+        tu.tokens_in_flight = 8;
+      } else if (variant != "planned") {
+        std::fprintf(stderr, "unknown variant %s (planned, ring, reg8)\n", variant.c_str());
+        std::exit(2);
+      }
+      const double ms = time_ms([&] { cuda::launch_tiered_attention(tu, nullptr); }, o.iters);
+      if (tiered_ms == 0) tiered_ms = ms;
+      std::printf(
+          "      %-7s blocks/SM target %2d: %2d splits, %d rows x %d tokens%s: %.4f "
+          "ms/layer (%.0f%% of copy bandwidth)\n",
+          variant.c_str(), bps, tu.num_splits, tu.rows_per_block, tu.tokens_in_flight,
+          tu.pipelined ? " (ring)" : "", ms, 100.0 * tiered_bytes / bw * 1e3 / ms);
+    }
   }
 
   // (c) Scoring of one compression event, one layer: 128 observation queries x (condensed
@@ -383,8 +402,12 @@ int main(int argc, char** argv) {
       o.mask = std::stod(v);
     } else if (k == "--tail") {
       o.tail = std::stoi(v);
-    } else if (k == "--unroll") {
-      o.unroll = parse_list(v);
+    } else if (k == "--blocks-per-sm") {
+      o.blocks_per_sm = parse_list(v);
+    } else if (k == "--variants") {
+      o.variants.clear();
+      std::stringstream ss(v);
+      for (std::string item; std::getline(ss, item, ',');) o.variants.push_back(item);
     } else if (k == "--iters") {
       o.iters = std::stoi(v);
     } else {

@@ -277,7 +277,8 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
 enum class Mode { kPlanned, kSingleSplit, kGraph, kEightInFlight };
 
 // Runs the CUDA kernel on the scenario; returns the output as fp32.
-std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, int* splits_used) {
+std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, bool pipelined,
+                              int* splits_used) {
   DeviceArray<uint16_t> q(to_bf16(sc.q)), pk(to_bf16(sc.page_k)), pv(to_bf16(sc.page_v)),
       dk(to_bf16(sc.dense_kc)), dv(to_bf16(sc.dense_vc));
   DeviceArray<uint16_t> out(std::vector<uint16_t>(sc.q.size(), 0x7fc0));  // NaN poison
@@ -318,10 +319,10 @@ std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, int* s
   size_t ws = cuda::plan_tiered_attention(p, num_sms);
   if (mode == Mode::kSingleSplit) {
     p.num_splits = 1;
-    p.kv_chunk = (sc.max_cond_len + sc.max_dense_len + 63) / 64 * 64 + 64;
     ws = 0;
   }
   if (mode == Mode::kEightInFlight) p.tokens_in_flight = 8;
+  if (pipelined) p.pipelined = 1, p.tokens_in_flight = 4;
   *splits_used = p.num_splits;
   DeviceArray<float> work(std::vector<float>(std::max<size_t>(ws, 1), NAN));
   p.partial_o = work.ptr;
@@ -378,12 +379,16 @@ class TieredAttentionCuda : public ::testing::Test {
     const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
     const std::vector<float> logical = logical_reference(sc, scale);
     const std::vector<float> cpu = cpu_tiered(sc, scale);
-    int splits = 0;
-    const std::vector<float> gpu = gpu_tiered(sc, scale, mode, &splits);
-    EXPECT_GE(splits, min_splits);
     expect_close(logical, cpu, "CPU tiered vs logical kept-token attention");
-    expect_close(cpu, gpu, "GPU vs CPU tiered");
-    expect_close(logical, gpu, "GPU vs logical kept-token attention");
+    for (bool pipelined : {false, true}) {
+      if (pipelined && mode == Mode::kEightInFlight) continue;  // the ring path keeps 4
+      SCOPED_TRACE(pipelined ? "pipelined (cp.async ring)" : "register path");
+      int splits = 0;
+      const std::vector<float> gpu = gpu_tiered(sc, scale, mode, pipelined, &splits);
+      EXPECT_GE(splits, min_splits);
+      expect_close(cpu, gpu, "GPU vs CPU tiered");
+      expect_close(logical, gpu, "GPU vs logical kept-token attention");
+    }
   }
 };
 

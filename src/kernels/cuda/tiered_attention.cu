@@ -35,29 +35,31 @@ __global__ void combine_tiered_splits_kernel(const float* __restrict__ partial_o
 
 // Smallest entry count a split is given: below it the merge costs more than the split saves.
 constexpr int64_t kMinSplitEntries = 256;
+constexpr int64_t kMaxSplits = 64;
 
 }  // namespace
 
-size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms) {
+size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms, int blocks_per_sm) {
   const int group = std::max(1, p.num_q_heads / std::max(1, p.num_kv_heads));
   const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(p.max_query_len) * group);
   p.rows_per_block = rows <= 1 ? 1 : rows <= 2 ? 2 : rows <= 4 ? 4 : 8;
   // Few rows leave registers for more loads in flight.
   p.tokens_in_flight = p.rows_per_block <= 2 ? 8 : 4;
+  p.pipelined = 0;
   const int64_t blocks =
       ceil_div(rows, p.rows_per_block) * std::max(1, p.num_seqs) * std::max(1, p.num_kv_heads);
   const int64_t max_list = std::max<int64_t>(
       1, static_cast<int64_t>(std::max(0, p.max_cond_len)) + std::max(0, p.max_dense_len));
   int64_t splits = 1;
-  // A block holds only a few tokens' loads in flight, so aim for ~4 blocks per multiprocessor.
-  if (blocks < 4 * num_sms) {
+  // A block holds only a few tokens' loads in flight, so more blocks than fit at once keep the
+  // multiprocessors busy and even out lists of different lengths.
+  const int64_t target = static_cast<int64_t>(std::max(1, blocks_per_sm)) * num_sms;
+  if (blocks < target) {
     splits = std::min<int64_t>(
-        {ceil_div(4 * num_sms, blocks), ceil_div(max_list, kMinSplitEntries), 64});
+        {ceil_div(target, blocks), ceil_div(max_list, kMinSplitEntries), kMaxSplits});
     splits = std::max<int64_t>(splits, 1);
   }
-  const int64_t chunk = ceil_div(ceil_div(max_list, splits), 64) * 64;
-  p.num_splits = static_cast<int>(ceil_div(max_list, chunk));
-  p.kv_chunk = static_cast<int>(chunk);
+  p.num_splits = static_cast<int>(splits);
   if (p.num_splits == 1) return 0;
   const size_t out_rows = static_cast<size_t>(p.num_tokens) * p.num_q_heads;
   return static_cast<size_t>(p.num_splits) * out_rows * (p.head_dim + 2);
@@ -77,13 +79,8 @@ void launch_tiered_attention(const TieredAttentionParams& p, cudaStream_t stream
                kInvalidArgument, "tiered attention: a required pointer is null");
   CUDA_REQUIRE((p.mask_indptr == nullptr) == (p.mask_words == nullptr), kInvalidArgument,
                "tiered attention: mask_indptr and mask_words must be both set or both null");
-  CUDA_REQUIRE(
-      p.num_splits >= 1 && p.kv_chunk > 0 && p.rows_per_block > 0 && p.tokens_in_flight > 0,
-      kInternal, "tiered attention: plan_tiered_attention() was not called");
-  CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >=
-                   static_cast<int64_t>(p.max_cond_len) + p.max_dense_len,
-               kInternal, "tiered attention: splits cover ", p.num_splits * p.kv_chunk, " of ",
-               p.max_cond_len + p.max_dense_len, " list entries (re-plan after changing bounds)");
+  CUDA_REQUIRE(p.num_splits >= 1 && p.rows_per_block > 0 && p.tokens_in_flight > 0, kInternal,
+               "tiered attention: plan_tiered_attention() was not called");
   CUDA_REQUIRE(p.num_splits == 1 || (p.partial_o && p.partial_ml), kInternal,
                "tiered attention: ", p.num_splits, " splits need a workspace");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;

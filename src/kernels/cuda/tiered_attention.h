@@ -50,20 +50,20 @@ struct TieredAttentionParams {
   int max_dense_len = 0;
   float scale = 1.f;
 
-  // Split-KV over the virtual token list (condensed tokens, then dense tokens): split k covers
-  // list entries [k * kv_chunk, (k + 1) * kv_chunk). Set by plan_tiered_attention.
+  // Split-KV over the virtual token list (condensed tokens, then visible dense tokens): each
+  // block's list is divided into num_splits equal parts. Set by plan_tiered_attention.
   int rows_per_block = 0;    // (query token, head-in-group) rows per block: 1, 2, 4 or 8
-  int tokens_in_flight = 0;  // tokens per worker per step: 4 or 8 (registers vs latency)
+  int tokens_in_flight = 0;  // tokens per worker per step: 4 or 8 (8 only without pipelined)
+  int pipelined = 0;         // 1: K/V copied steps ahead through a shared-memory ring (cp.async)
   int num_splits = 0;
-  int kv_chunk = 0;
   float* partial_o = nullptr;   // F32 [num_splits, num_tokens, num_q_heads, head_dim] (splits > 1)
   float* partial_ml = nullptr;  // F32 [num_splits, num_tokens, num_q_heads, 2] (max log2, sum)
 };
 
-// Chooses rows_per_block, tokens_in_flight, num_splits and kv_chunk from the host-side bounds
-// (about four blocks per multiprocessor) and returns the workspace size in floats (0 when
-// num_splits == 1).
-size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms);
+// Chooses rows_per_block, tokens_in_flight, pipelined and num_splits from the host-side bounds
+// (splits until the grid holds about blocks_per_sm blocks per multiprocessor) and returns the
+// workspace size in floats (0 when num_splits == 1).
+size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms, int blocks_per_sm = 4);
 
 // Checks shapes and launches (plus the split combine kernel). No host sync: graph-capturable.
 // head_dim in {64, 128, 256}.

@@ -40,14 +40,38 @@ __device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
   }
 }
 
-// U = tokens per worker per step (loads in flight). The offsets of a step's tokens (page id,
-// mask bit, block table lookups) are computed one step ahead, so those loads overlap the current
-// step's K/V loads instead of preceding them.
-template <int D, int R, int U>
+// 16-byte asynchronous global -> shared copy (sm_80+), zero-filled when !valid (nothing read).
+__device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src, bool valid) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(smem_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem_src),
+               "r"(valid ? 16 : 0));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+// Pipelined variant: shared-memory ring of this many steps per warp (cp.async, so bytes in flight
+// cost no registers). Every lane copies and later reads only its own 16-byte chunks, so the ring
+// needs no barrier: cp.async.wait_group alone orders each lane's copy before its read.
+inline constexpr int kTieredStages = 3;
+
+template <int D, int U>
+constexpr size_t tiered_ring_bytes() {
+  return sizeof(uint4) * 2 * kTieredStages * U * kTieredThreads +
+         sizeof(uint32_t) * kTieredStages * kTieredThreads;
+}
+
+// U = tokens per worker per step. The offsets of a step's tokens (page id, mask bit, block table
+// lookups) are computed one step ahead of their K/V loads, so those loads overlap. Register
+// path (kPipelined false): K/V of the current step in registers. Pipelined path: K/V copied
+// kTieredStages - 1 steps ahead into the ring.
+template <int D, int R, int U, bool kPipelined>
 __global__ void __launch_bounds__(kTieredThreads)
     tiered_attention_kernel(const TieredAttentionParams p) {
   using T = TieredTraits<D>;
-  constexpr int L = T::kLanesPerToken;
+  constexpr int L = T::kLanesPerToken, S = kTieredStages;
   constexpr int kStep = T::kWorkers * U;  // list entries per block step
   const int seq = blockIdx.y, kv_head = blockIdx.z;
   const int split = blockIdx.x % p.num_splits;
@@ -63,10 +87,12 @@ __global__ void __launch_bounds__(kTieredThreads)
   const int dense_len = p.dense_len[seq];
   const int last_row = min(row0 + R, num_rows) - 1;
   // List entry v < cond_len is stored token v; entry cond_len + i is live dense token i. Row r
-  // (query token j) sees entries below cond_len + dense_len - q_len + j + 1.
+  // (query token j) sees entries below cond_len + dense_len - q_len + j + 1. The splits divide
+  // this block's own list evenly (lists differ in length across heads).
   const int list_len = cond_len + dense_len - q_len + last_row / group + 1;
-  const int begin = split * p.kv_chunk;
-  const int end = min(list_len, begin + p.kv_chunk);
+  const int split_len = (list_len + p.num_splits - 1) / p.num_splits;
+  const int begin = split * split_len;
+  const int end = min(list_len, begin + split_len);
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int sub = lane / L, chunk = lane % L;  // token slot in the warp, 8-dim chunk of the token
@@ -114,30 +140,17 @@ __global__ void __launch_bounds__(kTieredThreads)
     }
     return true;
   };
+  auto k_row = [&](int64_t off) {
+    return reinterpret_cast<const uint4*>(off >= 0 ? p.page_k + off : p.dense_k + (-1 - off)) +
+           chunk;
+  };
+  auto v_row = [&](int64_t off) {
+    return reinterpret_cast<const uint4*>(off >= 0 ? p.page_v + off : p.dense_v + (-1 - off)) +
+           chunk;
+  };
 
-  // The trip count depends only on the warp, so the lane-group shuffles below see full warps.
-  const int v_first = begin + warp * T::kTokensPerWarp * U + sub * U;
-  int64_t off[U];
-  bool ok[U];
-#pragma unroll
-  for (int u = 0; u < U; ++u) ok[u] = locate(v_first + u, off[u]);
-  for (int v_warp = begin + warp * T::kTokensPerWarp * U; v_warp < end; v_warp += kStep) {
-    const int v0 = v_warp + sub * U;
-    uint4 kr[U], vr[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) {
-      kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
-      if (!ok[u]) continue;
-      const bool paged = off[u] >= 0;
-      const int64_t o_u = paged ? off[u] : -1 - off[u];
-      kr[u] = __ldg(reinterpret_cast<const uint4*>((paged ? p.page_k : p.dense_k) + o_u) + chunk);
-      vr[u] = __ldg(reinterpret_cast<const uint4*>((paged ? p.page_v : p.dense_v) + o_u) + chunk);
-    }
-    bool ok_next[U];
-    int64_t off_next[U];
-#pragma unroll
-    for (int u = 0; u < U; ++u) ok_next[u] = locate(v0 + kStep + u, off_next[u]);
-
+  // One step of U tokens per worker: scores, online softmax, o += p v.
+  auto consume = [&](int v0, const uint4(&kr)[U], const uint4(&vr)[U], const bool(&ok)[U]) {
     float s[U][R];
 #pragma unroll
     for (int u = 0; u < U; ++u) {
@@ -153,7 +166,7 @@ __global__ void __launch_bounds__(kTieredThreads)
         s[u][r] = (ok[u] && v0 + u < limit[r]) ? dot : -INFINITY;
       }
     }
-    // Online softmax: rescale each row once per step, then s becomes the step's probabilities.
+    // Rescale each row once per step, then s becomes the step's probabilities.
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       float m_new = m[r];
@@ -185,14 +198,85 @@ __global__ void __launch_bounds__(kTieredThreads)
         for (int i = 0; i < 8; ++i) o[r][i] += s[u][r] * vf[i];
       }
     }
+  };
+
+  extern __shared__ __align__(16) unsigned char tiered_smem[];
+  // The trip count depends only on the warp, so the lane-group shuffles see full warps.
+  const int v_warp0 = begin + warp * T::kTokensPerWarp * U;
+  const int num_steps = v_warp0 < end ? (end - v_warp0 + kStep - 1) / kStep : 0;
+  int64_t off[U];
+  bool ok[U];
+  if constexpr (!kPipelined) {
 #pragma unroll
-    for (int u = 0; u < U; ++u) ok[u] = ok_next[u], off[u] = off_next[u];
+    for (int u = 0; u < U; ++u) ok[u] = locate(v_warp0 + sub * U + u, off[u]);
+    for (int step = 0; step < num_steps; ++step) {
+      const int v0 = v_warp0 + step * kStep + sub * U;
+      uint4 kr[U], vr[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        kr[u] = vr[u] = make_uint4(0, 0, 0, 0);
+        if (!ok[u]) continue;
+        kr[u] = __ldg(k_row(off[u]));
+        vr[u] = __ldg(v_row(off[u]));
+      }
+      bool ok_now[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) ok_now[u] = ok[u], ok[u] = locate(v0 + kStep + u, off[u]);
+      consume(v0, kr, vr, ok_now);
+    }
+  } else {
+    // Ring slot (stage, u) of this lane: K at ring_k[(stage * U + u) * kThreads + tid], V likewise.
+    uint4* ring_k = reinterpret_cast<uint4*>(tiered_smem);
+    uint4* ring_v = ring_k + S * U * kTieredThreads;
+    uint32_t* ok_bits = reinterpret_cast<uint32_t*>(ring_v + S * U * kTieredThreads);
+    const int tid = threadIdx.x;
+    auto issue = [&](int stage) {  // copies the step located in off/ok into ring slot `stage`
+      uint32_t bits = 0;
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        const int slot = (stage * U + u) * kTieredThreads + tid;
+        cp_async16(ring_k + slot, ok[u] ? k_row(off[u]) : reinterpret_cast<const uint4*>(p.q),
+                   ok[u]);
+        cp_async16(ring_v + slot, ok[u] ? v_row(off[u]) : reinterpret_cast<const uint4*>(p.q),
+                   ok[u]);
+        bits |= static_cast<uint32_t>(ok[u]) << u;
+      }
+      ok_bits[stage * kTieredThreads + tid] = bits;
+      cp_async_commit();
+    };
+    auto locate_step = [&](int step) {
+#pragma unroll
+      for (int u = 0; u < U; ++u) ok[u] = locate(v_warp0 + step * kStep + sub * U + u, off[u]);
+    };
+#pragma unroll
+    for (int st = 0; st < S - 1; ++st) {
+      locate_step(st);
+      issue(st);
+    }
+    locate_step(S - 1);
+    for (int step = 0; step < num_steps; ++step) {
+      issue((step + S - 1) % S);  // the ring slot that step - 1 used
+      locate_step(step + S);
+      cp_async_wait<S - 1>();  // this lane's copies of `step` have landed
+      const int stage = step % S;
+      const uint32_t bits = ok_bits[stage * kTieredThreads + tid];
+      uint4 kr[U], vr[U];
+      bool ok_now[U];
+#pragma unroll
+      for (int u = 0; u < U; ++u) {
+        kr[u] = ring_k[(stage * U + u) * kTieredThreads + tid];
+        vr[u] = ring_v[(stage * U + u) * kTieredThreads + tid];
+        ok_now[u] = (bits >> u) & 1u;
+      }
+      consume(v_warp0 + step * kStep + sub * U, kr, vr, ok_now);
+    }
+    cp_async_wait<0>();  // trailing (zero-fill) copies land before the ring is reused below
   }
 
   // Merge the workers' states: out = sum_w 2^(m_w - M) o_w / sum_w 2^(m_w - M) l_w.
-  extern __shared__ __align__(16) float tiered_smem[];
-  float* sm_o = tiered_smem;                  // [kWorkers, R, D]
-  float* sm_ml = sm_o + T::kWorkers * R * D;  // [kWorkers, R, 2]
+  float* sm_o = reinterpret_cast<float*>(tiered_smem);  // [kWorkers, R, D]
+  float* sm_ml = sm_o + T::kWorkers * R * D;            // [kWorkers, R, 2]
+  if constexpr (kPipelined) __syncthreads();            // other warps may still read their ring
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     float* dst = sm_o + (worker * R + r) * D + chunk * 8;
@@ -237,26 +321,40 @@ __global__ void __launch_bounds__(kTieredThreads)
   }
 }
 
-template <int D, int R, int U>
+template <int D, int R, int U, bool kPipelined>
 void launch_tiered_attention_rows(const TieredAttentionParams& p, cudaStream_t stream) {
   using T = TieredTraits<D>;
-  constexpr size_t smem = T::template smem_bytes<R>();
-  static_assert(smem <= 48 * 1024, "tiered attention merge buffer exceeds 48 KB");
+  constexpr size_t merge = T::template smem_bytes<R>();
+  constexpr size_t ring = kPipelined ? tiered_ring_bytes<D, U>() : 0;
+  constexpr size_t smem = merge > ring ? merge : ring;
+  static_assert(merge <= 48 * 1024, "tiered attention merge buffer exceeds 48 KB");
+  auto* kernel = tiered_attention_kernel<D, R, U, kPipelined>;
+  if constexpr (smem > 48 * 1024) {
+    static bool raised = [kernel] {
+      CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                      static_cast<int>(smem)));
+      return true;
+    }();
+    (void)raised;
+  }
   const int group = p.num_q_heads / p.num_kv_heads;
   const int64_t row_tiles = ceil_div(static_cast<int64_t>(p.max_query_len) * group, R);
   const dim3 grid(static_cast<unsigned>(row_tiles * p.num_splits), p.num_seqs, p.num_kv_heads);
-  tiered_attention_kernel<D, R, U><<<grid, kTieredThreads, smem, stream>>>(p);
+  kernel<<<grid, kTieredThreads, smem, stream>>>(p);
   CUDA_CHECK_LAUNCH();
 }
 
 template <int D, int R>
-void launch_tiered_attention_unroll(const TieredAttentionParams& p, cudaStream_t stream) {
-  if (p.tokens_in_flight == 8) {
-    launch_tiered_attention_rows<D, R, 8>(p, stream);
+void launch_tiered_attention_variant(const TieredAttentionParams& p, cudaStream_t stream) {
+  CUDA_REQUIRE(p.tokens_in_flight == 4 || (p.tokens_in_flight == 8 && !p.pipelined), kInternal,
+               "tiered attention: tokens_in_flight ", p.tokens_in_flight, " with pipelined ",
+               p.pipelined, " (4 or 8 registers, 4 pipelined)");
+  if (p.pipelined) {
+    launch_tiered_attention_rows<D, R, 4, true>(p, stream);
+  } else if (p.tokens_in_flight == 8) {
+    launch_tiered_attention_rows<D, R, 8, false>(p, stream);
   } else {
-    CUDA_REQUIRE(p.tokens_in_flight == 4, kInternal, "tiered attention: tokens_in_flight ",
-                 p.tokens_in_flight, " (plan_tiered_attention() sets 4 or 8)");
-    launch_tiered_attention_rows<D, R, 4>(p, stream);
+    launch_tiered_attention_rows<D, R, 4, false>(p, stream);
   }
 }
 
@@ -264,16 +362,16 @@ template <int D>
 void launch_tiered_attention_impl(const TieredAttentionParams& p, cudaStream_t stream) {
   switch (p.rows_per_block) {
     case 1:
-      launch_tiered_attention_unroll<D, 1>(p, stream);
+      launch_tiered_attention_variant<D, 1>(p, stream);
       break;
     case 2:
-      launch_tiered_attention_unroll<D, 2>(p, stream);
+      launch_tiered_attention_variant<D, 2>(p, stream);
       break;
     case 4:
-      launch_tiered_attention_unroll<D, 4>(p, stream);
+      launch_tiered_attention_variant<D, 4>(p, stream);
       break;
     case 8:
-      launch_tiered_attention_unroll<D, 8>(p, stream);
+      launch_tiered_attention_variant<D, 8>(p, stream);
       break;
     default:
       CUDA_REQUIRE(false, kInternal, "tiered attention: rows_per_block ", p.rows_per_block,
