@@ -29,6 +29,20 @@ def budget_of(js):
     return int(re.match(r"\d+", str(js["budget"])).group(0))
 
 
+def memory_ratio(stats_path):
+    """'time-avg / peak' KV bytes held over what dense mode would hold, from --stats-out JSON:
+    sums over engine steps, and the high-water marks of both; '—' without stats."""
+    if not os.path.exists(stats_path):
+        return "—"
+    with open(stats_path) as f:
+        m = json.load(f).get("memory")
+    if not m or not m.get("dense_equivalent_bytes"):
+        return "—"
+    avg = sum(m["total_bytes"]) / max(1, sum(m["dense_equivalent_bytes"]))
+    peak = max(m["total_bytes"]) / max(1, max(m["dense_equivalent_bytes"]))
+    return f"{avg:.2f} / {peak:.2f}"
+
+
 def load(dirs, name):
     runs = []
     for d in dirs:
@@ -37,6 +51,7 @@ def load(dirs, name):
                 js = json.load(f)
             js["_path"] = path
             js["_budget"] = budget_of(js)
+            js["_memory"] = memory_ratio(os.path.join(os.path.dirname(path), "stats.json"))
             runs.append(js)
     return runs
 
@@ -71,6 +86,13 @@ def accuracy_table(runs):
                 cells.append("— | —")
         label = f"{strategy} {ROLE.get(allocation, allocation)} ({allocation})"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "| method | " + " | ".join(f"KV held / dense @{b}" for b in budgets) + " |",
+              "| " + " | ".join(["---"] * (1 + len(budgets))) + " |"]
+    for strategy, allocation in keys:
+        cells = [next((r["_memory"] for r in hard if split_method(r) == (strategy, allocation)
+                       and r["_budget"] == b), "—") for b in budgets]
+        lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | " +
+                     " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -86,10 +108,11 @@ def paired_difference(run, ref):
 
 def ppl_table(runs):
     full = [r for r in runs if r["_budget"] is None]
-    lines = ["| method | budget | perplexity | mean NLL (nats) | Δ NLL vs full (95%) | chunks |",
+    lines = ["| method | budget | perplexity | mean NLL (nats) | Δ NLL vs full (95%) | "
+             "KV held / dense: time-avg / peak |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in full:
-        lines.append(f"| full | full | {r['perplexity']:.3f} | {r['mean_nll']:.4f} | — | {r['num_chunks']} |")
+        lines.append(f"| full | full | {r['perplexity']:.3f} | {r['mean_nll']:.4f} | — | — |")
     hard = sorted((r for r in runs if r["_budget"] is not None),
                   key=lambda r: (r["_budget"], split_method(r)[0], split_method(r)[1] != "uniform"))
     for r in hard:
@@ -99,7 +122,7 @@ def ppl_table(runs):
             mean, half, _ = paired_difference(r, full[0])
             delta = f"{mean:+.4f} ± {half:.4f}"
         lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | {r['budget']} | "
-                     f"{r['perplexity']:.3f} | {r['mean_nll']:.4f} | {delta} | {r['num_chunks']} |")
+                     f"{r['perplexity']:.3f} | {r['mean_nll']:.4f} | {delta} | {r['_memory']} |")
     return "\n".join(lines)
 
 
