@@ -139,7 +139,9 @@ TEST_F(CudaOpsTest, Linear) {
   const Case cases[] = {
       {1, 1024, 3072, false, false}, {37, 256, 512, true, false}, {4, 1024, 1000, false, true},
       {9, 64, 40, true, true},       {3, 72, 24, true, false},    {128, 512, 768, false, false},
-      {2, 3072, 1024, true, false},  {5, 256, 300, false, true},  {1, 1024, 151936, false, true}};
+      {2, 3072, 1024, true, false},  {5, 256, 300, false, true},  {1, 1024, 151936, false, true},
+      // long rows (k >= 4096: the skinny kernel's deeper unroll), k not a multiple of its step
+      {1, 4096, 520, true, false},   {3, 12296, 64, false, true}, {2, 8200, 33, true, false}};
   for (const Case& c : cases) {
     Tensor x = random({c.n, c.k}), w = random({c.m, c.k}, 0.05f), b = random({c.m});
     const DType out_dt = c.f32_out ? DType::kF32 : DType::kBF16;

@@ -1,6 +1,7 @@
 // Skinny-GEMM kernel: each warp owns one weight row (output column m); lanes stride over k in
-// 16-byte chunks, kUnroll chunks in flight per lane before any math, x read through L1 (it is
-// tiny and shared by every warp), fp32 accumulation, a warp reduction, lane 0 writes.
+// 16-byte chunks, kUnroll chunks in flight per lane before any math (8 for long rows, k >= 4096,
+// so a warp keeps 4 KB of weights in flight), x read through L1 (it is tiny and shared by every
+// warp), fp32 accumulation, a warp reduction, lane 0 writes.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/gemv.h"
@@ -9,7 +10,6 @@ namespace hardkv::cuda {
 namespace {
 
 constexpr int kWarpsPerBlock = 8;
-constexpr int kUnroll = 4;
 
 template <typename OutT>
 __device__ __forceinline__ OutT to_out(float v);
@@ -23,7 +23,7 @@ __device__ __forceinline__ bf16 to_out<bf16>(float v) {
 }
 
 // kN: rows of x handled (n rounded up); rows >= n are skipped.
-template <int kN, typename OutT>
+template <int kN, int kUnroll, typename OutT>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     gemv_kernel(const bf16* __restrict__ x, const bf16* __restrict__ w,
                 const bf16* __restrict__ bias, OutT* __restrict__ out, int n, int64_t m,
@@ -72,16 +72,26 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   }
 }
 
+template <int kN, int kUnroll>
+void launch_nu(const bf16* x, const bf16* w, const bf16* bias, void* out, bool out_f32, int n,
+               int64_t m, int64_t k, cudaStream_t stream) {
+  const int64_t blocks = ceil_div(m, kWarpsPerBlock);
+  if (out_f32) {
+    gemv_kernel<kN, kUnroll, float>
+        <<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, w, bias, static_cast<float*>(out), n, m, k);
+  } else {
+    gemv_kernel<kN, kUnroll, bf16>
+        <<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, w, bias, static_cast<bf16*>(out), n, m, k);
+  }
+}
+
 template <int kN>
 void launch_n(const bf16* x, const bf16* w, const bf16* bias, void* out, bool out_f32, int n,
               int64_t m, int64_t k, cudaStream_t stream) {
-  const int64_t blocks = ceil_div(m, kWarpsPerBlock);
-  if (out_f32) {
-    gemv_kernel<kN, float>
-        <<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, w, bias, static_cast<float*>(out), n, m, k);
+  if (k >= 4096) {
+    launch_nu<kN, 8>(x, w, bias, out, out_f32, n, m, k, stream);
   } else {
-    gemv_kernel<kN, bf16>
-        <<<blocks, kWarpsPerBlock * 32, 0, stream>>>(x, w, bias, static_cast<bf16*>(out), n, m, k);
+    launch_nu<kN, 4>(x, w, bias, out, out_f32, n, m, k, stream);
   }
 }
 
