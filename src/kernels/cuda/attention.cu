@@ -5,6 +5,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/decode_attention.h"
 
 namespace hardkv::cuda {
 namespace {
@@ -27,6 +28,30 @@ __global__ void combine_splits_kernel(const float* __restrict__ partial_o,
     acc += w * partial_o[(s * rows + row) * head_dim + d];
   }
   out[row * head_dim + d] = __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
+}
+
+// The general kernel (prefill, mixed steps, and decode shapes the decode kernel does not cover).
+void launch_general(const PagedAttentionParams& p, cudaStream_t stream) {
+  switch (p.head_dim) {
+    case 16:
+      launch_paged_attention_d16(p, stream);
+      break;
+    case 32:
+      launch_paged_attention_d32(p, stream);
+      break;
+    case 64:
+      launch_paged_attention_d64(p, stream);
+      break;
+    case 128:
+      launch_paged_attention_d128(p, stream);
+      break;
+    case 256:
+      launch_paged_attention_d256(p, stream);
+      break;
+    default:
+      CUDA_REQUIRE(false, kUnsupported, "CUDA attention: head_dim ", p.head_dim,
+                   " is not supported (16, 32, 64, 128, 256)");
+  }
 }
 
 }  // namespace
@@ -67,25 +92,11 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
                "attention: splits cover ", p.num_splits * p.kv_chunk, " of ", p.max_kv_len,
                " KV positions");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;
-  switch (p.head_dim) {
-    case 16:
-      launch_paged_attention_d16(p, stream);
-      break;
-    case 32:
-      launch_paged_attention_d32(p, stream);
-      break;
-    case 64:
-      launch_paged_attention_d64(p, stream);
-      break;
-    case 128:
-      launch_paged_attention_d128(p, stream);
-      break;
-    case 256:
-      launch_paged_attention_d256(p, stream);
-      break;
-    default:
-      CUDA_REQUIRE(false, kUnsupported, "CUDA attention: head_dim ", p.head_dim,
-                   " is not supported (16, 32, 64, 128, 256)");
+  if (p.max_query_len == 1 &&
+      decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads)) {
+    launch_decode_attention(p, stream);
+  } else {
+    launch_general(p, stream);
   }
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;

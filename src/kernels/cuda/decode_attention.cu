@@ -1,0 +1,30 @@
+// Decode attention front end: which shapes the decode kernel covers, and the head-dim dispatch.
+#include "kernels/cuda/decode_attention.h"
+
+#include "kernels/cuda/cuda_check.h"
+
+namespace hardkv::cuda {
+
+bool decode_attention_supported(int head_dim, int group) {
+  const bool dim_ok = head_dim == 64 || head_dim == 128 || head_dim == 256;
+  const bool group_ok = group == 1 || group == 2 || group == 4 || group == 8;
+  return dim_ok && group_ok;
+}
+
+void launch_decode_attention(const PagedAttentionParams& p, cudaStream_t stream) {
+  CUDA_REQUIRE(p.max_query_len <= 1, kInternal, "decode attention: max_query_len ",
+               p.max_query_len, " > 1");
+  switch (p.head_dim) {
+    case 64:
+      return launch_decode_attention_d64(p, stream);
+    case 128:
+      return launch_decode_attention_d128(p, stream);
+    case 256:
+      return launch_decode_attention_d256(p, stream);
+    default:
+      CUDA_REQUIRE(false, kUnsupported, "decode attention: head_dim ", p.head_dim,
+                   " is not supported (64, 128, 256)");
+  }
+}
+
+}  // namespace hardkv::cuda

@@ -1,0 +1,11 @@
+// Decode attention instantiated for head_dim 128, groups 1/2/4/8 (one head dim per translation unit).
+#include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/decode_attention_kernel.cuh"
+
+namespace hardkv::cuda {
+
+void launch_decode_attention_d128(const PagedAttentionParams& p, cudaStream_t stream) {
+  launch_decode_attention_for_dim<128>(p, stream);
+}
+
+}  // namespace hardkv::cuda

@@ -1,0 +1,239 @@
+// The paged decode attention kernel template (CUDA cores, fp32 math, q_len == 1 per sequence).
+// A block of 4 warps owns (split, sequence, KV head) and computes all G query heads of the group
+// from each K/V load, so K/V are read from HBM once. Lanes form "workers" of D/8 lanes that each
+// hold 8 dims of one token row (one 16-byte load); a worker takes a contiguous run of kUnroll
+// tokens per step, issuing all its K and V loads before any math, and keeps its own online-softmax
+// state (m, l, o) per head. The workers' states merge through shared memory at the end.
+#pragma once
+
+#include <cmath>
+
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_utils.cuh"
+
+namespace hardkv::cuda {
+
+template <int D, int G>
+struct DecodeAttentionTraits {
+  static_assert(D == 64 || D == 128 || D == 256, "decode attention: head_dim 64/128/256");
+  static_assert(G == 1 || G == 2 || G == 4 || G == 8, "decode attention: group 1/2/4/8");
+  static constexpr int kWarps = 4;
+  static constexpr int kThreads = kWarps * 32;
+  static constexpr int kLanesPerToken = D / 8;  // one 16-byte chunk per lane
+  static constexpr int kTokensPerWarp = 32 / kLanesPerToken;
+  static constexpr int kWorkers = kWarps * kTokensPerWarp;
+  // Tokens per worker per step: each lane keeps 2 * kUnroll 16-byte loads in flight; fewer for
+  // big groups, whose q and o registers (16 G floats per lane) leave less room.
+  static constexpr int kUnroll = G <= 2 ? 8 : (G == 4 ? 4 : 2);
+  static constexpr int kStep = kWorkers * kUnroll;  // tokens per block per step
+};
+
+__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 t = __bfloat1622float2(h[i]);
+    f[2 * i] = t.x;
+    f[2 * i + 1] = t.y;
+  }
+}
+
+template <int D, int G>
+__global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
+    decode_attention_kernel(const PagedAttentionParams p) {
+  using T = DecodeAttentionTraits<D, G>;
+  constexpr int kLpt = T::kLanesPerToken;
+  constexpr int kW = T::kWorkers;
+  constexpr int kU = T::kUnroll;
+  __shared__ float m_s[kW][G];                 // per worker and head: running max (log2 units)
+  __shared__ float l_s[kW][G];                 // per worker and head: sum of 2^(s - m)
+  __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
+
+  const int split = blockIdx.x, seq = blockIdx.y, kv_head = blockIdx.z;
+  const int tok = p.query_indptr[seq];
+  if (p.query_indptr[seq + 1] == tok) return;  // no query token (a padded graph slot)
+  const int kv_len = p.kv_lens[seq];
+  const int kv_begin = split * p.kv_chunk;
+  const int kv_end = min(kv_len, kv_begin + p.kv_chunk);
+  const int head0 = kv_head * G;
+  if (kv_begin >= kv_end && p.num_splits > 1) {
+    // A split past this sequence's end (the grid is planned for the longest bound): the combine
+    // skips partials with l == 0 without reading their o.
+    if (threadIdx.x < G) {
+      const int64_t idx =
+          (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head0 + threadIdx.x;
+      p.partial_ml[idx * 2] = -INFINITY;
+      p.partial_ml[idx * 2 + 1] = 0.f;
+    }
+    return;
+  }
+
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int worker = warp * T::kTokensPerWarp + lane / kLpt;
+  const int chunk = lane % kLpt;  // this lane owns dims [chunk * 8, chunk * 8 + 8)
+
+  // q of the G heads, scaled by softmax scale * log2(e) so the softmax can use exp2.
+  const float q_scale = p.scale * 1.4426950408889634f;
+  float q[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    load8(p.q + (static_cast<int64_t>(tok) * p.num_q_heads + head0 + g) * D + chunk * 8, q[g]);
+#pragma unroll
+    for (int k = 0; k < 8; ++k) q[g][k] *= q_scale;
+  }
+  float m[G], l[G], o[G][8];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    m[g] = -INFINITY;
+    l[g] = 0.f;
+#pragma unroll
+    for (int k = 0; k < 8; ++k) o[g][k] = 0.f;
+  }
+
+  const int32_t* blocks = p.block_indices + p.block_indptr[seq];
+  const int bs = p.block_size;
+  const int64_t slot_stride = static_cast<int64_t>(p.num_kv_heads) * D;  // elements per slot
+  const bf16* k_base = p.k_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+  const bf16* v_base = p.v_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+
+  for (int t0 = kv_begin; t0 < kv_end; t0 += T::kStep) {
+    const int pos0 = t0 + worker * kU;
+    // Block-table lookups first, then every K and V load of the step, so their latencies overlap.
+    int64_t slot[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      const int pos = min(pos0 + u, kv_end - 1);
+      slot[u] = static_cast<int64_t>(__ldg(blocks + pos / bs)) * bs + pos % bs;
+    }
+    uint4 kr[kU], vr[kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      kr[u] = __ldg(reinterpret_cast<const uint4*>(k_base + slot[u] * slot_stride));
+      vr[u] = __ldg(reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride));
+    }
+
+    // Scores: 8-dim partial dots, summed over the worker's lanes.
+    float s[G][kU];
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      float k[8];
+      unpack8(kr[u], k);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float a = q[g][0] * k[0];
+#pragma unroll
+        for (int i = 1; i < 8; ++i) a = fmaf(q[g][i], k[i], a);
+        s[g][u] = a;
+      }
+    }
+#pragma unroll
+    for (int off = kLpt / 2; off > 0; off /= 2) {
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+#pragma unroll
+        for (int u = 0; u < kU; ++u) s[g][u] += __shfl_xor_sync(0xffffffffu, s[g][u], off);
+      }
+    }
+
+    // Online softmax over the worker's run; s becomes the probabilities (0 past kv_end).
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      float mx = m[g];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        if (pos0 + u < kv_end) mx = fmaxf(mx, s[g][u]);
+      }
+      const float alpha = mx == -INFINITY ? 1.f : exp2f(m[g] - mx);
+      m[g] = mx;
+      l[g] *= alpha;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) o[g][k] *= alpha;
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        s[g][u] = pos0 + u < kv_end ? exp2f(s[g][u] - mx) : 0.f;
+        l[g] += s[g][u];
+      }
+    }
+
+    // o += P V.
+#pragma unroll
+    for (int u = 0; u < kU; ++u) {
+      float v[8];
+      unpack8(vr[u], v);
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) o[g][k] = fmaf(s[g][u], v[k], o[g][k]);
+      }
+    }
+  }
+
+  // Merge the workers: weights 2^(m_w - max m).
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    float4* dst = reinterpret_cast<float4*>(&o_s[worker][g][chunk * 8]);
+    dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
+    dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
+    if (chunk == 0) {
+      m_s[worker][g] = m[g];
+      l_s[worker][g] = l[g];
+    }
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < G * D; i += T::kThreads) {
+    const int g = i / D, d = i % D;
+    float mx = -INFINITY;
+#pragma unroll
+    for (int w = 0; w < kW; ++w) mx = fmaxf(mx, m_s[w][g]);
+    float sum = 0.f, acc = 0.f;
+#pragma unroll
+    for (int w = 0; w < kW; ++w) {
+      if (l_s[w][g] == 0.f) continue;  // the worker saw no token
+      const float sc = exp2f(m_s[w][g] - mx);
+      sum += l_s[w][g] * sc;
+      acc += o_s[w][g][d] * sc;
+    }
+    const float val = sum > 0.f ? acc / sum : 0.f;
+    const int head = head0 + g;
+    if (p.num_splits == 1) {
+      p.out[(static_cast<int64_t>(tok) * p.num_q_heads + head) * D + d] = __float2bfloat16(val);
+    } else {
+      const int64_t idx = (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head;
+      p.partial_o[idx * D + d] = val;
+      if (d == 0) {
+        p.partial_ml[idx * 2] = mx;
+        p.partial_ml[idx * 2 + 1] = sum;
+      }
+    }
+  }
+}
+
+template <int D, int G>
+void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t stream) {
+  using T = DecodeAttentionTraits<D, G>;
+  const dim3 grid(static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.num_seqs),
+                  static_cast<unsigned>(p.num_kv_heads));
+  decode_attention_kernel<D, G><<<grid, T::kThreads, 0, stream>>>(p);
+  CUDA_CHECK_LAUNCH();
+}
+
+// Runtime group -> compile-time G for one head dim.
+template <int D>
+void launch_decode_attention_for_dim(const PagedAttentionParams& p, cudaStream_t stream) {
+  switch (p.num_q_heads / p.num_kv_heads) {
+    case 1:
+      return launch_decode_attention_impl<D, 1>(p, stream);
+    case 2:
+      return launch_decode_attention_impl<D, 2>(p, stream);
+    case 4:
+      return launch_decode_attention_impl<D, 4>(p, stream);
+    case 8:
+      return launch_decode_attention_impl<D, 8>(p, stream);
+    default:
+      CUDA_REQUIRE(false, kUnsupported, "decode attention: GQA group ",
+                   p.num_q_heads / p.num_kv_heads, " is not supported (1, 2, 4, 8)");
+  }
+}
+
+}  // namespace hardkv::cuda

@@ -1,0 +1,168 @@
+// Decode attention (one query token per sequence) on the CUDA backend against the CPU backend's
+// attention: GQA groups 1-8, head dims 64/128/256, block sizes 16 and 1, ragged batches, split-KV,
+// and a host-side KV bound far above the lengths (what a CUDA graph plans with). NMSE-compared;
+// inputs are rounded to bf16 first so both backends see identical values. Skips without a device.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/tensor.h"
+#include "kernels/backend.h"
+#include "kernels/cuda/cuda_backend.h"
+
+namespace hardkv {
+namespace {
+
+constexpr double kBf16Nmse = 1e-4;  // bf16 output rounding (~1e-6) plus fp32 reassociation
+
+struct DecodeCase {
+  const char* name;
+  int heads, kv_heads, dim, block_size;
+  std::vector<int> kv_lens;  // one query token per sequence
+  int kv_bound = 0;          // > 0: the GPU plans with this max_kv_len (graph bound)
+};
+
+// n sequences with lengths uniform in [lo, hi] (fixed seed per case).
+std::vector<int> ragged(int n, int lo, int hi, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> dist(lo, hi);
+  std::vector<int> lens(n);
+  for (int& len : lens) len = dist(rng);
+  return lens;
+}
+
+class DecodeAttentionTest : public ::testing::TestWithParam<DecodeCase> {
+ protected:
+  void SetUp() override {
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU decode tests skipped";
+    cpu_ = make_cpu_backend();
+    gpu_ = make_cuda_backend(0);
+  }
+  Tensor random(Shape shape) {
+    Tensor t = Tensor::empty(DType::kF32, std::move(shape));
+    std::normal_distribution<float> dist(0.f, 1.f);
+    float* p = t.data_as<float>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = bf16_to_f32(f32_to_bf16(dist(rng_)));
+    return t;
+  }
+  static Tensor ints(const std::vector<int32_t>& v) {
+    Tensor t = Tensor::empty(DType::kI32, {static_cast<int64_t>(v.size())});
+    if (!v.empty()) std::memcpy(t.data(), v.data(), v.size() * 4);
+    return t;
+  }
+  static Tensor to_f32(Backend& be, const Tensor& t) {
+    Tensor h = be.download(t);
+    if (h.dtype() == DType::kF32) return h;
+    Tensor f = Tensor::empty(DType::kF32, h.shape());
+    convert_to_f32(h.data(), h.dtype(), f.data_as<float>(), h.numel());
+    return f;
+  }
+
+  std::mt19937 rng_{4321};
+  std::unique_ptr<Backend> cpu_, gpu_;
+};
+
+TEST_P(DecodeAttentionTest, MatchesCpu) {
+  const DecodeCase& c = GetParam();
+  const int num_seqs = static_cast<int>(c.kv_lens.size());
+  std::vector<int32_t> qptr(num_seqs + 1), kv_lens(c.kv_lens.begin(), c.kv_lens.end()), bptr{0};
+  std::iota(qptr.begin(), qptr.end(), 0);
+  int max_kv = 0;
+  for (int len : c.kv_lens) {
+    bptr.push_back(bptr.back() + (len + c.block_size - 1) / c.block_size);
+    max_kv = std::max(max_kv, len);
+  }
+  // Blocks handed out in shuffled order, with spare blocks nobody owns.
+  const int total_blocks = bptr.back(), pool_blocks = total_blocks + 3;
+  std::vector<int32_t> bidx(pool_blocks);
+  std::iota(bidx.begin(), bidx.end(), 0);
+  std::shuffle(bidx.begin(), bidx.end(), rng_);
+  bidx.resize(total_blocks);
+
+  Tensor q = random({num_seqs, c.heads, c.dim});
+  Tensor kc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
+  Tensor vc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
+  auto meta_on = [&](Backend& be, int max_kv_len) {
+    AttentionMeta m;
+    m.query_indptr = be.upload(ints(qptr), DType::kI32);
+    m.kv_lens = be.upload(ints(kv_lens), DType::kI32);
+    m.block_indptr = be.upload(ints(bptr), DType::kI32);
+    m.block_indices = be.upload(ints(bidx), DType::kI32);
+    m.num_seqs = num_seqs;
+    m.num_tokens = num_seqs;
+    m.max_query_len = 1;
+    m.max_kv_len = max_kv_len;
+    m.block_size = c.block_size;
+    return m;
+  };
+  const float scale = 1.f / std::sqrt(static_cast<float>(c.dim));
+  Tensor out_c = cpu_->alloc(DType::kF32, {num_seqs, c.heads, c.dim});
+  // Pre-filled with NaN, so an element the kernel does not write fails the check.
+  Tensor poison = Tensor::empty(DType::kF32, {num_seqs, c.heads, c.dim});
+  std::fill_n(poison.data_as<float>(), poison.numel(), std::nanf(""));
+  Tensor out_g = gpu_->upload(poison, DType::kBF16);
+  cpu_->attention(cpu_->upload(q, DType::kF32), cpu_->upload(kc, DType::kF32),
+                  cpu_->upload(vc, DType::kF32), meta_on(*cpu_, max_kv), scale, out_c);
+  gpu_->attention(gpu_->upload(q, DType::kBF16), gpu_->upload(kc, DType::kBF16),
+                  gpu_->upload(vc, DType::kBF16),
+                  meta_on(*gpu_, std::max(max_kv, c.kv_bound)), scale, out_g);
+
+  Tensor a = to_f32(*cpu_, out_c), b = to_f32(*gpu_, out_g);
+  ASSERT_EQ(a.numel(), b.numel());
+  const int64_t row = static_cast<int64_t>(c.heads) * c.dim;
+  double err = 0, norm = 0, worst_seq_nmse = 0;
+  int64_t nonfinite = 0;
+  for (int s = 0; s < num_seqs; ++s) {
+    double se = 0, sn = 0;
+    for (int64_t i = s * row; i < (s + 1) * row; ++i) {
+      const double x = a.data_as<float>()[i], y = b.data_as<float>()[i];
+      if (!std::isfinite(y)) ++nonfinite;
+      se += (x - y) * (x - y);
+      sn += x * x;
+    }
+    err += se;
+    norm += sn;
+    worst_seq_nmse = std::max(worst_seq_nmse, se / std::max(sn, 1e-30));
+  }
+  EXPECT_EQ(nonfinite, 0) << "non-finite outputs (unwritten or overflow)";
+  EXPECT_LT(err / std::max(norm, 1e-30), kBf16Nmse) << "NMSE over " << a.numel() << " elements";
+  // Per sequence too, so one wrong short sequence in a long ragged batch cannot hide.
+  EXPECT_LT(worst_seq_nmse, kBf16Nmse) << "worst sequence NMSE";
+  gpu_->release_scratch();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, DecodeAttentionTest,
+    ::testing::Values(
+        // Each GQA group with each head dim; block sizes 16 and 1; ragged batches.
+        DecodeCase{"g1_d64_bs16_ragged300", 8, 8, 64, 16, ragged(300, 1, 300, 1)},
+        DecodeCase{"g1_d128_bs1_single", 4, 4, 128, 1, {1}},
+        DecodeCase{"g1_d256_bs1_ragged100", 4, 4, 256, 1, ragged(100, 1, 200, 2)},
+        DecodeCase{"g2_d64_bs16_long", 4, 2, 64, 16, {5000, 1, 2, 4097}},
+        DecodeCase{"g2_d128_bs16_qwen06b", 16, 8, 128, 16, ragged(64, 480, 512, 3)},
+        DecodeCase{"g2_d128_bs16_split", 16, 8, 128, 16, {1, 7, 512, 5000}},
+        DecodeCase{"g2_d256_bs1_ragged", 4, 2, 256, 1, ragged(30, 1, 700, 4)},
+        DecodeCase{"g4_d64_bs1_ragged", 8, 2, 64, 1, ragged(50, 1, 1000, 5)},
+        DecodeCase{"g4_d128_bs16_qwen8b", 32, 8, 128, 16, ragged(8, 1, 4096, 6)},
+        DecodeCase{"g4_d256_bs16_split", 8, 2, 256, 16, {3000, 65}},
+        DecodeCase{"g8_d64_bs1_long", 8, 1, 64, 1, {5000}},
+        DecodeCase{"g8_d128_bs16_ragged", 64, 8, 128, 16, ragged(20, 1, 5000, 7)},
+        DecodeCase{"g8_d256_bs16_mixed", 16, 2, 256, 16, {3000, 1, 64, 65}},
+        // Graph case: planned for a bound far above every length (most splits empty).
+        DecodeCase{"g2_d64_bs16_graph", 4, 2, 64, 16, {1, 30, 200}, 8192},
+        DecodeCase{"g4_d256_bs16_graph", 8, 2, 256, 16, ragged(5, 1, 100, 8), 16384},
+        DecodeCase{"g2_d128_bs16_graph_batch", 16, 8, 128, 16, ragged(200, 1, 64, 9), 4096},
+        DecodeCase{"g1_d128_bs1_graph", 2, 2, 128, 1, {1, 2, 3}, 5000},
+        // Groups the decode kernel does not cover fall back to the general kernel.
+        DecodeCase{"g3_d128_fallback", 6, 2, 128, 16, {1, 100, 1000}},
+        DecodeCase{"g16_d64_fallback", 16, 1, 64, 16, {33, 2000}}),
+    [](const ::testing::TestParamInfo<DecodeCase>& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace hardkv
