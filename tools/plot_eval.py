@@ -5,8 +5,9 @@ Reads every summary.json (eval) and ppl.json (ppl) under the given directories a
 Markdown: the paper-style accuracy table (rows strategy x (Base = uniform allocation, +Ours = hard),
 columns budget x (accuracy, mean generated tokens), full attention as reference) and the
 perplexity table with each method's per-chunk NLL difference from full attention (paired over the
-same chunks, 95% interval). With --png-dir it also draws acc_vs_budget.png (accuracy and mean
-length vs budget) and ppl_vs_budget.png (needs matplotlib; the tables need only the stdlib).
+same chunks, 95% interval) and KV memory held from stats.json beside each run. With --png-dir it
+also draws acc_vs_budget.png (accuracy and mean length vs budget) and ppl_vs_budget.png (vs budget
+and vs KV memory held); the plots need matplotlib, the tables only the stdlib.
 
   python3 tools/plot_eval.py q/ --png-dir docs/img
 """
@@ -30,17 +31,21 @@ def budget_of(js):
 
 
 def memory_ratio(stats_path):
-    """'time-avg / peak' KV bytes held over what dense mode would hold, from --stats-out JSON:
-    sums over engine steps, and the high-water marks of both; '—' without stats."""
+    """(time-avg, peak) KV bytes held over what dense mode would hold, from --stats-out JSON: sums
+    over engine steps, and the high-water marks of both; None without stats."""
     if not os.path.exists(stats_path):
-        return "—"
+        return None
     with open(stats_path) as f:
         m = json.load(f).get("memory")
     if not m or not m.get("dense_equivalent_bytes"):
-        return "—"
+        return None
     avg = sum(m["total_bytes"]) / max(1, sum(m["dense_equivalent_bytes"]))
     peak = max(m["total_bytes"]) / max(1, max(m["dense_equivalent_bytes"]))
-    return f"{avg:.2f} / {peak:.2f}"
+    return avg, peak
+
+
+def memory_text(run):
+    return "—" if run["_memory"] is None else "{:.2f} / {:.2f}".format(*run["_memory"])
 
 
 def load(dirs, name):
@@ -89,7 +94,7 @@ def accuracy_table(runs):
     lines += ["", "| method | " + " | ".join(f"KV held / dense @{b}" for b in budgets) + " |",
               "| " + " | ".join(["---"] * (1 + len(budgets))) + " |"]
     for strategy, allocation in keys:
-        cells = [next((r["_memory"] for r in hard if split_method(r) == (strategy, allocation)
+        cells = [next((memory_text(r) for r in hard if split_method(r) == (strategy, allocation)
                        and r["_budget"] == b), "—") for b in budgets]
         lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | " +
                      " | ".join(cells) + " |")
@@ -122,22 +127,30 @@ def ppl_table(runs):
             mean, half, _ = paired_difference(r, full[0])
             delta = f"{mean:+.4f} ± {half:.4f}"
         lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | {r['budget']} | "
-                     f"{r['perplexity']:.3f} | {r['mean_nll']:.4f} | {delta} | {r['_memory']} |")
+                     f"{r['perplexity']:.3f} | {r['mean_nll']:.4f} | {delta} | {memory_text(r)} |")
     return "\n".join(lines)
 
 
-def series(runs, value, err):
-    """{(strategy, allocation): (budgets, values, errors or None)} sorted by budget."""
+def series(runs, value, err, x):
+    """{(strategy, allocation): (xs, values, errors)} sorted by x."""
     out = {}
     for r in runs:
-        if r["_budget"] is not None:
-            out.setdefault(split_method(r), []).append((r["_budget"], value(r), err(r) if err else 0))
+        if r["_budget"] is not None and x(r) is not None:
+            out.setdefault(split_method(r), []).append((x(r), value(r), err(r) if err else 0))
     return {k: tuple(zip(*sorted(v))) for k, v in out.items()}
 
 
-def draw(ax, runs, value, ylabel, err=None):
+def by_budget(r):
+    return r["_budget"]
+
+
+def by_memory(r):
+    return None if r["_memory"] is None else r["_memory"][0]
+
+
+def draw(ax, runs, value, ylabel, err=None, x=by_budget):
     colors = {}
-    for (strategy, allocation), (xs, ys, es) in sorted(series(runs, value, err).items()):
+    for (strategy, allocation), (xs, ys, es) in sorted(series(runs, value, err, x).items()):
         color = colors.setdefault(strategy, f"C{len(colors)}")
         style = "-o" if allocation == "hard" else "--s"
         ax.errorbar(xs, ys, yerr=es if err else None, fmt=style, color=color, capsize=3,
@@ -147,8 +160,11 @@ def draw(ax, runs, value, ylabel, err=None):
             ax.axhline(value(r), color="black", linestyle=":", label="full attention")
             if err:
                 ax.axhspan(value(r) - err(r), value(r) + err(r), color="gray", alpha=0.15)
-    ax.set_xscale("log", base=2)
-    ax.set_xlabel("KV budget per head (tokens, sinks and window included)")
+    if x is by_budget:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("KV budget per head (tokens, sinks and window included)")
+    else:
+        ax.set_xlabel("KV bytes held / dense, time-averaged (from --stats-out)")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -168,9 +184,10 @@ def plot(acc, ppl, png_dir, title):
         fig.tight_layout()
         fig.savefig(os.path.join(png_dir, "acc_vs_budget.png"), dpi=80)
     if ppl:
-        fig, ax = plt.subplots(figsize=(5.5, 4))
-        draw(ax, ppl, lambda r: r["perplexity"], "perplexity (held-out text)")
-        fig.suptitle(title + ": perplexity vs budget")
+        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        draw(axes[0], ppl, lambda r: r["perplexity"], "perplexity (held-out text)")
+        draw(axes[1], ppl, lambda r: r["perplexity"], "perplexity (held-out text)", x=by_memory)
+        fig.suptitle(title + ": perplexity vs budget and vs KV memory held")
         fig.tight_layout()
         fig.savefig(os.path.join(png_dir, "ppl_vs_budget.png"), dpi=80)
 
