@@ -2,6 +2,8 @@
 // attention: GQA groups 1-8, head dims 64/128/256, block sizes 16 and 1, ragged batches, split-KV,
 // and a host-side KV bound far above the lengths (what a CUDA graph plans with). NMSE-compared;
 // inputs are rounded to bf16 first so both backends see identical values. Skips without a device.
+// DISABLED_Timing (run with --gtest_also_run_disabled_tests) times decode vs general kernel.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include "core/dtype.h"
 #include "core/tensor.h"
 #include "kernels/backend.h"
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_backend.h"
 
 namespace hardkv {
@@ -163,6 +166,109 @@ INSTANTIATE_TEST_SUITE_P(
         DecodeCase{"g3_d128_fallback", 6, 2, 128, 16, {1, 100, 1000}},
         DecodeCase{"g16_d64_fallback", 16, 1, 64, 16, {33, 2000}}),
     [](const ::testing::TestParamInfo<DecodeCase>& info) { return std::string(info.param.name); });
+
+// Times launch_paged_attention on uniform decode batches with the decode kernel (max_query_len 1)
+// and with the general kernel (max_query_len 2: same plan and grid, rows past q_len idle), and
+// prints each beside the K/V-bytes floor at 3,000 GB/s. Values are irrelevant to the timing.
+TEST(DecodeAttentionTiming, DISABLED_Timing) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
+  struct Shape {
+    int seqs, kv_len, heads, kv_heads, dim, bound;
+  };
+  int num_sms = 0;
+  ASSERT_EQ(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
+  for (const Shape sh : {Shape{256, 512, 16, 8, 128, 0}, Shape{1, 4096, 16, 8, 128, 0},
+                         Shape{1, 512, 16, 8, 128, 4096}, Shape{32, 4096, 32, 8, 128, 0},
+                         Shape{64, 2048, 16, 8, 128, 0}, Shape{128, 1024, 64, 8, 128, 0},
+                         Shape{64, 1024, 8, 4, 256, 0}}) {
+    const int bs = 16, blocks_per_seq = (sh.kv_len + bs - 1) / bs;
+    const int64_t num_blocks = static_cast<int64_t>(sh.seqs) * blocks_per_seq;
+    const size_t kv_elems = static_cast<size_t>(num_blocks) * bs * sh.kv_heads * sh.dim;
+    std::vector<int32_t> qptr(sh.seqs + 1), lens(sh.seqs, sh.kv_len), bptr(sh.seqs + 1),
+        bidx(num_blocks);
+    std::iota(qptr.begin(), qptr.end(), 0);
+    for (int i = 0; i <= sh.seqs; ++i) bptr[i] = i * blocks_per_seq;
+    std::iota(bidx.begin(), bidx.end(), 0);
+    std::shuffle(bidx.begin(), bidx.end(), std::mt19937(7));
+    void *q, *k, *v, *out, *ws, *ints;
+    const size_t q_bytes = static_cast<size_t>(sh.seqs) * sh.heads * sh.dim * 2;
+    const size_t ws_bytes = 132 * (q_bytes / 2) * sizeof(float);
+    ASSERT_EQ(cudaMalloc(&q, q_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&out, q_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&k, kv_elems * 2), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&v, kv_elems * 2), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&ws, ws_bytes), cudaSuccess);
+    ASSERT_EQ(cudaMalloc(&ints, (3 * (sh.seqs + 1) + num_blocks) * 4), cudaSuccess);
+    cudaMemset(q, 0x3c, q_bytes);
+    cudaMemset(k, 0x3c, kv_elems * 2);
+    cudaMemset(v, 0x3c, kv_elems * 2);
+    auto* ip = static_cast<int32_t*>(ints);
+    cudaMemcpy(ip, qptr.data(), qptr.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(ip + sh.seqs + 1, lens.data(), lens.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(ip + 2 * (sh.seqs + 1), bptr.data(), bptr.size() * 4, cudaMemcpyHostToDevice);
+    cudaMemcpy(ip + 3 * (sh.seqs + 1), bidx.data(), bidx.size() * 4, cudaMemcpyHostToDevice);
+    cuda::PagedAttentionParams p;
+    p.q = static_cast<const __nv_bfloat16*>(q);
+    p.k_cache = static_cast<const __nv_bfloat16*>(k);
+    p.v_cache = static_cast<const __nv_bfloat16*>(v);
+    p.out = static_cast<__nv_bfloat16*>(out);
+    p.query_indptr = ip;
+    p.kv_lens = ip + sh.seqs + 1;
+    p.block_indptr = ip + 2 * (sh.seqs + 1);
+    p.block_indices = ip + 3 * (sh.seqs + 1);
+    p.num_seqs = p.num_tokens = sh.seqs;
+    p.num_q_heads = sh.heads;
+    p.num_kv_heads = sh.kv_heads;
+    p.head_dim = sh.dim;
+    p.block_size = bs;
+    p.max_kv_len = std::max(sh.kv_len, sh.bound);
+    p.scale = 0.1f;
+    p.partial_o = static_cast<float*>(ws);
+    // Plans with max_query_len q_len (or forced_splits > 0), returns microseconds per call.
+    auto time_us = [&](int q_len, int forced_splits) {
+      p.max_query_len = q_len;
+      cuda::plan_paged_attention(p, num_sms);
+      if (forced_splits > 0) {
+        const int tiles = (p.max_kv_len + cuda::kAttentionKvTile - 1) / cuda::kAttentionKvTile;
+        const int per_split = (tiles + forced_splits - 1) / forced_splits;
+        p.num_splits = (tiles + per_split - 1) / per_split;
+        p.kv_chunk = per_split * cuda::kAttentionKvTile;
+      }
+      p.partial_ml = p.partial_o + static_cast<size_t>(p.num_splits) * sh.seqs * sh.heads * sh.dim;
+      for (int i = 0; i < 3; ++i) cuda::launch_paged_attention(p, nullptr);
+      cudaEvent_t e0, e1;
+      cudaEventCreate(&e0);
+      cudaEventCreate(&e1);
+      constexpr int kIters = 20;
+      cudaEventRecord(e0);
+      for (int i = 0; i < kIters; ++i) cuda::launch_paged_attention(p, nullptr);
+      cudaEventRecord(e1);
+      EXPECT_EQ(cudaEventSynchronize(e1), cudaSuccess);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, e0, e1);
+      cudaEventDestroy(e0);
+      cudaEventDestroy(e1);
+      return 1e3 * ms / kIters;
+    };
+    const double general_us = time_us(2, 0);
+    const int general_splits = p.num_splits;
+    const double decode_us = time_us(1, 0);
+    const int decode_splits = p.num_splits;
+    const double floor_us = 2.0 * sh.seqs * sh.kv_len * sh.kv_heads * sh.dim * 2 / 3000e9 * 1e6;
+    std::printf(
+        "decode attention seqs %d kv %d (bound %d) Hq %d Hkv %d D %d: decode kernel %.1f us "
+        "(%d splits), general kernel %.1f us (%d splits), floor %.1f us (%.0f%% of it); decode "
+        "kernel at forced splits",
+        sh.seqs, sh.kv_len, sh.bound, sh.heads, sh.kv_heads, sh.dim, decode_us, decode_splits,
+        general_us, general_splits, floor_us, 100 * floor_us / decode_us);
+    for (int forced : {1, 2, 3, 4, 8, 16, 64}) {
+      const double t = time_us(1, forced);
+      std::printf(" %d: %.1f", p.num_splits, t);
+    }
+    std::printf(" us\n");
+    for (void* ptr : {q, k, v, out, ws, ints}) cudaFree(ptr);
+  }
+}
 
 }  // namespace
 }  // namespace hardkv

@@ -1,5 +1,5 @@
-// Paged attention front end: split-KV planning, shape checks, head-dim dispatch, and the combine
-// kernel that merges split partials (weights l_s * 2^(m_s - max m)).
+// Paged attention front end: split-KV planning, shape checks, dispatch (decode kernel or the
+// general one, by head dim), and the combine kernel that merges split partials.
 #include <algorithm>
 
 #include "kernels/cuda/attention.h"
@@ -10,24 +10,52 @@
 namespace hardkv::cuda {
 namespace {
 
-// One block per (token, head); thread d owns output dim d.
-__global__ void combine_splits_kernel(const float* __restrict__ partial_o,
-                                      const float* __restrict__ partial_ml, bf16* __restrict__ out,
-                                      int num_splits, int64_t rows, int head_dim) {
+constexpr int kCombineThreads = 128;
+constexpr int kMaxSplits = 128;  // plan_paged_attention's cap
+
+__device__ __forceinline__ float block_max(float v) {
+  __shared__ float partial[kCombineThreads / 32];
+  v = warp_max(v);
+  if (threadIdx.x % 32 == 0) partial[threadIdx.x / 32] = v;
+  __syncthreads();
+  v = -INFINITY;
+#pragma unroll
+  for (int w = 0; w < kCombineThreads / 32; ++w) v = fmaxf(v, partial[w]);
+  return v;
+}
+
+// One block per (token, head) row. The split weights l_s * 2^(m_s - max m) are computed once into
+// shared memory; then each thread sums its dims over the splits, the loads unrolled so many are in
+// flight (a rolled loop pays one L2 latency per split). Empty splits (l == 0) never wrote their o.
+__global__ void __launch_bounds__(kCombineThreads)
+    combine_splits_kernel(const float* __restrict__ partial_o, const float* __restrict__ partial_ml,
+                          bf16* __restrict__ out, int num_splits, int64_t rows, int head_dim) {
+  __shared__ float w_s[kMaxSplits];
   const int64_t row = blockIdx.x;  // token * num_q_heads + head
-  const int d = threadIdx.x;
   float m_max = -INFINITY;
-  for (int s = 0; s < num_splits; ++s) m_max = fmaxf(m_max, partial_ml[(s * rows + row) * 2]);
-  float acc = 0.f, wsum = 0.f;
-  for (int s = 0; s < num_splits; ++s) {
+  for (int s = threadIdx.x; s < num_splits; s += kCombineThreads) {
+    m_max = fmaxf(m_max, partial_ml[(s * rows + row) * 2]);
+  }
+  m_max = block_max(m_max);
+  float wsum = 0.f;
+  for (int s = threadIdx.x; s < num_splits; s += kCombineThreads) {
     const float m = partial_ml[(s * rows + row) * 2];
     const float l = partial_ml[(s * rows + row) * 2 + 1];
-    if (l == 0.f) continue;  // empty split (m = -inf)
-    const float w = l * exp2f(m - m_max);
-    wsum += w;
-    acc += w * partial_o[(s * rows + row) * head_dim + d];
+    w_s[s] = l == 0.f ? 0.f : l * exp2f(m - m_max);
+    wsum += w_s[s];
   }
-  out[row * head_dim + d] = __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
+  wsum = block_sum(wsum);  // its barriers also publish w_s
+  const float inv = wsum > 0.f ? 1.f / wsum : 0.f;
+  for (int d = threadIdx.x; d < head_dim; d += kCombineThreads) {
+    float acc = 0.f;
+#pragma unroll 16
+    for (int s = 0; s < num_splits; ++s) {
+      const float o = partial_o[(s * rows + row) * head_dim + d];
+      const float w = w_s[s];
+      acc += w != 0.f ? w * o : 0.f;
+    }
+    out[row * head_dim + d] = __float2bfloat16(acc * inv);
+  }
 }
 
 // The general kernel (prefill, mixed steps, and decode shapes the decode kernel does not cover).
@@ -63,10 +91,16 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   const int64_t blocks = row_tiles * p.num_seqs * p.num_kv_heads;
   const int64_t kv_tiles = ceil_div(std::max(1, p.max_kv_len), kAttentionKvTile);
   int64_t splits = 1;
-  // A decode block has little work in flight (one tile at a time), so aim for ~4 blocks per
-  // multiprocessor when the batch alone does not provide them.
-  if (blocks > 0 && blocks < 4 * num_sms) {
-    splits = std::min<int64_t>({ceil_div(4 * num_sms, blocks), kv_tiles, 128});
+  // The general kernel has little work in flight per block (one tile at a time): aim for ~4
+  // blocks per multiprocessor when the batch alone does not provide them. The decode kernel runs
+  // 2-8 blocks per multiprocessor at once and its blocks of one step have near-equal lengths:
+  // aim for ~32 per multiprocessor, so the last, partly filled wave is a small fraction of the
+  // time (256 x 512 tokens, 8 KV heads: 2048 blocks = 3.1 waves -> 3 splits, 9.3 waves).
+  const bool decode =
+      p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
+  const int64_t target_blocks = static_cast<int64_t>(decode ? 32 : 4) * num_sms;
+  if (blocks > 0 && blocks < target_blocks) {
+    splits = std::min<int64_t>({ceil_div(target_blocks, blocks), kv_tiles, int64_t{kMaxSplits}});
   }
   const int64_t tiles_per_split = ceil_div(kv_tiles, splits);
   splits = ceil_div(kv_tiles, tiles_per_split);  // drop splits that would be empty for all seqs
@@ -86,6 +120,8 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
                " tokens=", p.num_tokens);
   CUDA_REQUIRE(p.num_splits >= 1 && p.kv_chunk > 0 && p.kv_chunk % kAttentionKvTile == 0, kInternal,
                "attention: plan_paged_attention() was not called");
+  CUDA_REQUIRE(p.num_splits <= kMaxSplits, kInternal, "attention: ", p.num_splits, " splits > ",
+               kMaxSplits);
   CUDA_REQUIRE(p.num_splits == 1 || (p.partial_o && p.partial_ml), kInternal,
                "attention: ", p.num_splits, " splits need a workspace");
   CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >= p.max_kv_len, kInternal,
@@ -100,7 +136,7 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   }
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
-    combine_splits_kernel<<<rows, p.head_dim, 0, stream>>>(p.partial_o, p.partial_ml, p.out,
+    combine_splits_kernel<<<rows, kCombineThreads, 0, stream>>>(p.partial_o, p.partial_ml, p.out,
                                                            p.num_splits, rows, p.head_dim);
     CUDA_CHECK_LAUNCH();
   }

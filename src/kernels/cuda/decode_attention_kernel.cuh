@@ -50,7 +50,7 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   __shared__ float l_s[kW][G];                 // per worker and head: sum of 2^(s - m)
   __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
 
-  const int split = blockIdx.x, seq = blockIdx.y, kv_head = blockIdx.z;
+  const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
   const int tok = p.query_indptr[seq];
   if (p.query_indptr[seq + 1] == tok) return;  // no query token (a padded graph slot)
   const int kv_len = p.kv_lens[seq];
@@ -212,8 +212,10 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
 template <int D, int G>
 void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t stream) {
   using T = DecodeAttentionTraits<D, G>;
-  const dim3 grid(static_cast<unsigned>(p.num_splits), static_cast<unsigned>(p.num_seqs),
-                  static_cast<unsigned>(p.num_kv_heads));
+  // KV heads fastest: blocks running together read all heads of the same slots, i.e. whole
+  // contiguous [num_kv_heads, D] slot rows instead of one D-slice per 2 KB or so.
+  const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_splits),
+                  static_cast<unsigned>(p.num_seqs));
   decode_attention_kernel<D, G><<<grid, T::kThreads, 0, stream>>>(p);
   CUDA_CHECK_LAUNCH();
 }
