@@ -96,8 +96,7 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   // 2-8 blocks per multiprocessor at once and its blocks of one step have near-equal lengths:
   // aim for ~32 per multiprocessor, so the last, partly filled wave is a small fraction of the
   // time (256 x 512 tokens, 8 KV heads: 2048 blocks = 3.1 waves -> 3 splits, 9.3 waves).
-  const bool decode =
-      p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
+  const bool decode = p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
   const int64_t target_blocks = static_cast<int64_t>(decode ? 32 : 4) * num_sms;
   if (blocks > 0 && blocks < target_blocks) {
     splits = std::min<int64_t>({ceil_div(target_blocks, blocks), kv_tiles, int64_t{kMaxSplits}});
@@ -137,7 +136,7 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
     combine_splits_kernel<<<rows, kCombineThreads, 0, stream>>>(p.partial_o, p.partial_ml, p.out,
-                                                           p.num_splits, rows, p.head_dim);
+                                                                p.num_splits, rows, p.head_dim);
     CUDA_CHECK_LAUNCH();
   }
 }

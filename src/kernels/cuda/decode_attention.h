@@ -8,7 +8,7 @@
 
 namespace hardkv::cuda {
 
-// True when the decode kernel covers this shape (head_dim 64/128/256, GQA group 1/2/4/8);
+// True when the decode kernel covers this shape (head_dim 64/128/256, GQA group 1/2/4);
 // otherwise the general paged kernel runs.
 bool decode_attention_supported(int head_dim, int group);
 
@@ -17,7 +17,7 @@ bool decode_attention_supported(int head_dim, int group);
 // the caller runs the combine). Sequences with no query token are skipped.
 void launch_decode_attention(const PagedAttentionParams& p, cudaStream_t stream);
 
-// Per-head-dim entry points, each instantiated (for groups 1, 2, 4, 8) in its own translation unit.
+// Per-head-dim entry points, each instantiated (for groups 1, 2, 4) in its own translation unit.
 void launch_decode_attention_d64(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_decode_attention_d128(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_decode_attention_d256(const PagedAttentionParams& p, cudaStream_t stream);

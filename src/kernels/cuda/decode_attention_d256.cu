@@ -1,4 +1,4 @@
-// Decode attention instantiated for head_dim 256, groups 1/2/4/8 (one head dim per translation unit).
+// Decode attention instantiated for head_dim 256, groups 1/2/4 (one head dim per translation unit).
 #include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/decode_attention_kernel.cuh"
 

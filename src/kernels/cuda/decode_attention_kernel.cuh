@@ -17,15 +17,15 @@ namespace hardkv::cuda {
 template <int D, int G>
 struct DecodeAttentionTraits {
   static_assert(D == 64 || D == 128 || D == 256, "decode attention: head_dim 64/128/256");
-  static_assert(G == 1 || G == 2 || G == 4 || G == 8, "decode attention: group 1/2/4/8");
+  static_assert(G == 1 || G == 2 || G == 4, "decode attention: group 1/2/4");
   static constexpr int kWarps = 4;
   static constexpr int kThreads = kWarps * 32;
   static constexpr int kLanesPerToken = D / 8;  // one 16-byte chunk per lane
   static constexpr int kTokensPerWarp = 32 / kLanesPerToken;
   static constexpr int kWorkers = kWarps * kTokensPerWarp;
   // Tokens per worker per step: each lane keeps 2 * kUnroll 16-byte loads in flight; fewer for
-  // big groups, whose q and o registers (16 G floats per lane) leave less room.
-  static constexpr int kUnroll = G <= 2 ? 8 : (G == 4 ? 4 : 2);
+  // group 4, whose q and o registers (16 G floats per lane) leave less room.
+  static constexpr int kUnroll = G <= 2 ? 8 : 4;
   static constexpr int kStep = kWorkers * kUnroll;  // tokens per block per step
 };
 
@@ -46,8 +46,8 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   constexpr int kLpt = T::kLanesPerToken;
   constexpr int kW = T::kWorkers;
   constexpr int kU = T::kUnroll;
-  __shared__ float m_s[kW][G];                 // per worker and head: running max (log2 units)
-  __shared__ float l_s[kW][G];                 // per worker and head: sum of 2^(s - m)
+  __shared__ float m_s[kW][G];                   // per worker and head: running max (log2 units)
+  __shared__ float l_s[kW][G];                   // per worker and head: sum of 2^(s - m)
   __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
 
   const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
@@ -230,11 +230,9 @@ void launch_decode_attention_for_dim(const PagedAttentionParams& p, cudaStream_t
       return launch_decode_attention_impl<D, 2>(p, stream);
     case 4:
       return launch_decode_attention_impl<D, 4>(p, stream);
-    case 8:
-      return launch_decode_attention_impl<D, 8>(p, stream);
     default:
       CUDA_REQUIRE(false, kUnsupported, "decode attention: GQA group ",
-                   p.num_q_heads / p.num_kv_heads, " is not supported (1, 2, 4, 8)");
+                   p.num_q_heads / p.num_kv_heads, " is not supported (1, 2, 4)");
   }
 }
 
