@@ -93,7 +93,7 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   int64_t splits = 1;
   // The general kernel has little work in flight per block (one tile at a time): aim for ~4
   // blocks per multiprocessor when the batch alone does not provide them. The decode kernel runs
-  // 2-8 blocks per multiprocessor at once and its blocks of one step have near-equal lengths:
+  // 4-8 blocks per multiprocessor at once and its blocks of one step have near-equal lengths:
   // aim for ~32 per multiprocessor, so the last, partly filled wave is a small fraction of the
   // time (256 x 512 tokens, 8 KV heads: 2048 blocks = 3.1 waves -> 3 splits, 9.3 waves).
   const bool decode = p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
