@@ -31,8 +31,9 @@ def budget_of(js):
 
 
 def memory_ratio(stats_path):
-    """(time-avg, peak) KV bytes held over what dense mode would hold, from --stats-out JSON: sums
-    over engine steps, and the high-water marks of both; None without stats."""
+    """(time-avg, peak, live time-avg) KV bytes held over what dense mode would hold, from
+    --stats-out JSON: sums over engine steps, the high-water marks of both, and sums without the
+    masked (evicted, not yet rewritten: reclaimable) bytes; None without stats."""
     if not os.path.exists(stats_path):
         return None
     with open(stats_path) as f:
@@ -41,11 +42,12 @@ def memory_ratio(stats_path):
         return None
     avg = sum(m["total_bytes"]) / max(1, sum(m["dense_equivalent_bytes"]))
     peak = max(m["total_bytes"]) / max(1, max(m["dense_equivalent_bytes"]))
-    return avg, peak
+    live = (sum(m["total_bytes"]) - sum(m["sparse_bytes"])) / max(1, sum(m["dense_equivalent_bytes"]))
+    return avg, peak, live
 
 
 def memory_text(run):
-    return "—" if run["_memory"] is None else "{:.2f} / {:.2f}".format(*run["_memory"])
+    return "—" if run["_memory"] is None else "{:.2f} / {:.2f} / {:.2f}".format(*run["_memory"])
 
 
 def load(dirs, name):
@@ -114,7 +116,7 @@ def paired_difference(run, ref):
 def ppl_table(runs):
     full = [r for r in runs if r["_budget"] is None]
     lines = ["| method | budget | perplexity | mean NLL (nats) | Δ NLL vs full (95%) | "
-             "KV held / dense: time-avg / peak |",
+             "KV held / dense: time-avg / peak / live |",
              "| --- | --- | --- | --- | --- | --- |"]
     for r in full:
         lines.append(f"| full | full | {r['perplexity']:.3f} | {r['mean_nll']:.4f} | — | — |")
