@@ -5,7 +5,8 @@ Reads every summary.json (eval) and ppl.json (ppl) under the given directories a
 Markdown: the paper-style accuracy table (rows strategy x (Base = uniform allocation, +Ours = hard),
 columns budget x (accuracy, mean generated tokens), full attention as reference) and the
 perplexity table with each method's per-chunk NLL difference from full attention (paired over the
-same chunks, 95% interval) and KV memory held from stats.json beside each run. With --png-dir it
+same chunks, 95% interval), KV memory held from stats.json beside each run, and each accuracy
+run against full attention on the same (problem, sample) pairs (wins / losses, exact sign test). With --png-dir it
 also draws acc_vs_budget.png (accuracy and mean length vs budget) and ppl_vs_budget.png (vs budget
 and vs KV memory held); the plots need matplotlib, the tables only the stdlib.
 
@@ -69,6 +70,43 @@ def split_method(js):
         return "full", None
     strategy, allocation = js["method"].split("/")
     return strategy, allocation
+
+
+def sample_scores(run):
+    """{(id, sample): score} from samples.jsonl beside the summary; {} when absent."""
+    path = os.path.join(os.path.dirname(run["_path"]), "samples.jsonl")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    return {(r["id"], r["sample"]): r["score"] for r in rows}
+
+
+def sign_test(wins, losses):
+    """Exact two-sided sign test (McNemar on the discordant pairs): p-value."""
+    n, k = wins + losses, min(wins, losses)
+    if n == 0:
+        return 1.0
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n)
+
+
+def paired_accuracy_table(runs):
+    """Each compressed run against full attention on the same (problem, sample) pairs."""
+    full = [r for r in runs if r["_budget"] is None]
+    if not full or not sample_scores(full[0]):
+        return ""
+    ref = sample_scores(full[0])
+    lines = ["| method | budget | accuracy | vs full: +/− | sign-test p |", "| --- | --- | --- | --- | --- |"]
+    hard = sorted((r for r in runs if r["_budget"] is not None),
+                  key=lambda r: (r["_budget"], split_method(r)[0], split_method(r)[1] != "uniform"))
+    for r in hard:
+        scores = sample_scores(r)
+        wins = sum(1 for k, v in scores.items() if v and not ref.get(k, 0))
+        losses = sum(1 for k, v in scores.items() if not v and ref.get(k, 0))
+        strategy, allocation = split_method(r)
+        lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | {r['budget']} | "
+                     f"{r['accuracy']:.3f} | +{wins} / −{losses} | {sign_test(wins, losses):.2f} |")
+    return "\n".join(lines)
 
 
 def accuracy_table(runs):
@@ -203,6 +241,9 @@ def main():
     acc, ppl = load(args.dirs, "summary.json"), load(args.dirs, "ppl.json")
     if acc:
         print(accuracy_table(acc) + "\n")
+        paired = paired_accuracy_table(acc)
+        if paired:
+            print(paired + "\n")
     if ppl:
         print(ppl_table(ppl) + "\n")
     if args.png_dir:
