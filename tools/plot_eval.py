@@ -6,9 +6,10 @@ Markdown: the paper-style accuracy table (rows strategy x (Base = uniform alloca
 columns budget x (accuracy, mean generated tokens), full attention as reference) and the
 perplexity table with each method's per-chunk NLL difference from full attention (paired over the
 same chunks, 95% interval), KV memory held from stats.json beside each run, and each accuracy
-run against full attention on the same (problem, sample) pairs (wins / losses, exact sign test). With --png-dir it
-also draws acc_vs_budget.png (accuracy and mean length vs budget) and ppl_vs_budget.png (vs budget
-and vs KV memory held); the plots need matplotlib, the tables only the stdlib.
+run against full attention on the same (problem, sample) pairs (wins / losses, exact sign
+test). With --png-dir it also draws acc_vs_budget.png (accuracy and mean length vs budget) and
+ppl_vs_budget.png (vs budget and vs KV memory held); the plots need matplotlib, the tables only
+the stdlib.
 
   python3 tools/plot_eval.py q/ --png-dir docs/img
 """
