@@ -1,11 +1,15 @@
-// Paged attention front end: split-KV planning, shape checks, dispatch (decode kernel or the
-// general one, by head dim), and the combine kernel that merges split partials.
+// Paged attention front end: split-KV planning, shape checks, dispatch (decode kernel, tensor-core
+// prefill kernel, or the general one, by head dim), and the combine kernel that merges split
+// partials.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/prefill_attention.h"
 
 namespace hardkv::cuda {
 namespace {
@@ -82,12 +86,23 @@ void launch_general(const PagedAttentionParams& p, cudaStream_t stream) {
   }
 }
 
+// Steps with more than one query row per sequence on the tensor-core prefill kernel where it
+// covers the head dim. HARDKV_PREFILL_ATTENTION=0 keeps them on the general kernel (A/B timing).
+bool use_prefill_kernel(const PagedAttentionParams& p) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("HARDKV_PREFILL_ATTENTION");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled && p.max_query_len > 1 && prefill_attention_supported(p.head_dim);
+}
+
 }  // namespace
 
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   const int group = std::max(1, p.num_q_heads / std::max(1, p.num_kv_heads));
-  const int64_t row_tiles =
-      ceil_div(static_cast<int64_t>(p.max_query_len) * group, kAttentionRowTile);
+  const bool prefill = use_prefill_kernel(p);
+  const int64_t row_tiles = ceil_div(static_cast<int64_t>(p.max_query_len) * group,
+                                     prefill ? kPrefillRowTile : kAttentionRowTile);
   const int64_t blocks = row_tiles * p.num_seqs * p.num_kv_heads;
   const int64_t kv_tiles = ceil_div(std::max(1, p.max_kv_len), kAttentionKvTile);
   int64_t splits = 1;
@@ -96,8 +111,10 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   // 4-8 blocks per multiprocessor at once and its blocks of one step have near-equal lengths:
   // aim for ~32 per multiprocessor, so the last, partly filled wave is a small fraction of the
   // time (256 x 512 tokens, 8 KV heads: 2048 blocks = 3.1 waves -> 3 splits, 9.3 waves).
+  // The prefill kernel keeps 2 blocks (8 warps of mma work) resident per multiprocessor: split
+  // only when the batch does not fill one such wave (short chunks over a long cached context).
   const bool decode = p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
-  const int64_t target_blocks = static_cast<int64_t>(decode ? 32 : 4) * num_sms;
+  const int64_t target_blocks = static_cast<int64_t>(decode ? 32 : prefill ? 2 : 4) * num_sms;
   if (blocks > 0 && blocks < target_blocks) {
     splits = std::min<int64_t>({ceil_div(target_blocks, blocks), kv_tiles, int64_t{kMaxSplits}});
   }
@@ -130,6 +147,8 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   if (p.max_query_len == 1 &&
       decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads)) {
     launch_decode_attention(p, stream);
+  } else if (use_prefill_kernel(p)) {
+    launch_prefill_attention(p, stream);
   } else {
     launch_general(p, stream);
   }
