@@ -4,6 +4,8 @@
 // (and 256 on the general kernel), block sizes 1 and 16, split-KV. NMSE-compared; inputs rounded
 // to bf16 first so both backends see identical values; output NaN-poisoned. Skips without a device.
 // DISABLED_Timing (run with --gtest_also_run_disabled_tests) times tensor-core vs general kernel.
+#include "kernels/cuda/prefill_attention.h"
+
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -20,7 +22,6 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_backend.h"
-#include "kernels/cuda/prefill_attention.h"
 
 namespace hardkv {
 namespace {
@@ -226,8 +227,8 @@ TEST(PrefillAttentionTiming, DISABLED_Timing) {
     p.block_size = bs;
     p.scale = 0.1f;
     p.num_splits = 1;
-    p.kv_chunk = (sh.tokens + cuda::kAttentionKvTile - 1) / cuda::kAttentionKvTile *
-                 cuda::kAttentionKvTile;
+    p.kv_chunk =
+        (sh.tokens + cuda::kAttentionKvTile - 1) / cuda::kAttentionKvTile * cuda::kAttentionKvTile;
     auto time_us = [&](bool tensor_cores) {
       auto launch = [&] {
         if (tensor_cores) {

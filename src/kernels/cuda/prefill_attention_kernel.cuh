@@ -18,7 +18,7 @@ namespace prefill {
 
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRows = kPrefillRowTile;  // 16 per warp
+constexpr int kRows = kPrefillRowTile;   // 16 per warp
 constexpr int kTile = kAttentionKvTile;  // 64 KV positions per tile
 static_assert(kRows == kWarps * 16 && kTile == 64);
 
@@ -306,11 +306,10 @@ void launch_prefill_attention_impl(const PagedAttentionParams& p, cudaStream_t s
   }();
   (void)smem_raised;
   const int group = p.num_q_heads / p.num_kv_heads;
-  const int64_t row_tiles =
-      ceil_div(static_cast<int64_t>(p.max_query_len) * group, prefill::kRows);
+  const int64_t row_tiles = ceil_div(static_cast<int64_t>(p.max_query_len) * group, prefill::kRows);
   const dim3 grid(static_cast<unsigned>(row_tiles * p.num_splits), p.num_seqs, p.num_kv_heads);
-  prefill_attention_kernel<D><<<grid, prefill::kThreads, T::kSmemBytes, stream>>>(
-      p, static_cast<int>(row_tiles));
+  prefill_attention_kernel<D>
+      <<<grid, prefill::kThreads, T::kSmemBytes, stream>>>(p, static_cast<int>(row_tiles));
   CUDA_CHECK_LAUNCH();
 }
 
