@@ -31,14 +31,16 @@ struct EngineConfig {
   std::string backend = "auto";  // "auto" | "cpu" | "cuda"
 
   // KV cache mode. "dense": the paged pool above. "hard": HARD-KV head-adaptive compression
-  // (docs/COMPRESSION.md) with `compression`; CPU backend only for now ("auto" resolves to cpu);
-  // no prefix caching in hard mode (compression retires and rewrites the blocks a cached prefix
+  // (docs/COMPRESSION.md) with `compression`; on the CUDA backend attention over the tiers runs
+  // on the device while tier bookkeeping, selection and the condensed pools' master copy (fp32,
+  // host RAM: twice the device pools' bytes) stay on the host, and steps run eagerly; no prefix caching in hard mode (compression retires and rewrites the blocks a cached prefix
   // would share), so enable_prefix_caching is ignored there.
   std::string kv_mode = "dense";
   compress::CompressionConfig compression;  // read in hard mode only
   // Hard mode: head-pages in each layer's condensed pool; -1 = the dense pool's token capacity
   // per kv-head (so the condensed tier gets as many bytes as the dense tier). When the KV pool is
-  // sized from cpu_kv_cache_bytes, hard mode gives half of it to the dense tier.
+  // sized from a byte budget (CPU bytes or device memory), hard mode gives half of it to the dense
+  // tier.
   int num_head_pages = -1;
 
   // Throws Error(kInvalidArgument) naming the bad field and its allowed range.

@@ -29,9 +29,6 @@ void EngineConfig::validate() const {
   HARDKV_CHECK(num_head_pages == -1 || num_head_pages > 0, kInvalidArgument,
                "num_head_pages must be > 0 (or -1 for automatic), got {}", num_head_pages);
   if (kv_mode == "hard") {
-    HARDKV_CHECK(backend != "cuda", kInvalidArgument,
-                 "kv_mode hard: HARD-KV runs on the CPU backend only for now (no CUDA kernels "
-                 "yet); use backend cpu (or auto) or kv_mode dense");
     try {
       compression.validate();
     } catch (const Error& e) {

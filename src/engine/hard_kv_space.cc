@@ -10,10 +10,12 @@
 
 namespace hardkv {
 
-// Per layer: observation queries into the ring, then attention over the tiers (host fp32).
+// Per layer: observation queries into the ring, then attention over the tiers (host fp32, or on
+// the device through DeviceTiers).
 class HardKVSpace::Hook : public AttentionHook {
  public:
-  explicit Hook(kv::HeadwiseKV& kv) : kv_(&kv) {}
+  Hook(kv::HeadwiseKV& kv, DeviceTiers* tiers) : kv_(&kv), tiers_(tiers) {}
+  const kv::TieredAttentionMeta& meta() const { return meta_; }
   void set_step(std::vector<int64_t> seq_ids, std::vector<int32_t> query_indptr,
                 kv::TieredAttentionMeta meta) {
     seq_ids_ = std::move(seq_ids);
@@ -22,6 +24,15 @@ class HardKVSpace::Hook : public AttentionHook {
   }
   void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
               const AttentionMeta& /*paged meta: unused*/, float scale, Tensor& out) override {
+    if (tiers_) {
+      // The observation ring lives on the host: the step's queries come down (small at decode).
+      const Tensor host = backend_download(q);
+      std::vector<float> qf(static_cast<size_t>(host.numel()));
+      convert_to_f32(host.data(), host.dtype(), qf.data(), qf.size());
+      kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, qf.data());
+      tiers_->attend(layer_idx, q, k_cache, v_cache, scale, out);
+      return;
+    }
     HARDKV_CHECK(q.dtype() == DType::kF32 && q.device() == Device::kCPU, kInvalidArgument,
                  "HARD-KV attention needs host F32 activations (the CPU backend)");
     kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, q.data_as<const float>());
@@ -31,14 +42,16 @@ class HardKVSpace::Hook : public AttentionHook {
   }
 
  private:
+  Tensor backend_download(const Tensor& t) const { return tiers_->backend().download(t); }
   kv::HeadwiseKV* kv_;
+  DeviceTiers* tiers_;
   std::vector<int64_t> seq_ids_;
   std::vector<int32_t> query_indptr_;
   kv::TieredAttentionMeta meta_;
 };
 
 HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config,
-                         int num_blocks, int block_size, int num_pages_per_layer)
+                         int num_blocks, int block_size, int num_pages_per_layer, Backend* device)
     : pool_(std::make_unique<kv::DenseBlockPool>(num_blocks, block_size)),
       compressor_(config, static_cast<int>(model.num_layers)),
       selection_(static_cast<int>(model.num_layers), static_cast<int>(model.num_kv_heads)),
@@ -51,13 +64,16 @@ HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionCo
   kc.page_size = config.page_size;
   kc.num_pages = num_pages_per_layer;
   kc.obs_window = config.obs_window;
-  kc.kv_elem_bytes = 4;  // the CPU backend's F32 cache
+  const bool on_device = device != nullptr && device->device() != Device::kCPU;
+  kc.kv_elem_bytes = on_device ? static_cast<int>(dtype_size(device->act_dtype())) : 4;
   kv_ = std::make_unique<kv::HeadwiseKV>(kc, *pool_);
-  hook_ = std::make_unique<Hook>(*kv_);
+  if (on_device) tiers_ = std::make_unique<DeviceTiers>(*device, kc);
+  hook_ = std::make_unique<Hook>(*kv_, tiers_.get());
 }
 
 HardKVSpace::~HardKVSpace() {
   hook_.reset();
+  tiers_.reset();
   kv_.reset();  // returns every block to pool_ before it goes
 }
 
@@ -122,22 +138,32 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
   }
   kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens);
   hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta));
+  if (tiers_) {
+    tiers_->sync_pages(*kv_);  // pages written by the last compression events
+    tiers_->begin_step(hook_->meta());
+  }
   return b;
 }
 
 void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
   ++num_steps_;
   const compress::CompressionConfig& cc = compressor_.config();
-  kv::DenseKVView view;
-  for (size_t l = 0; l < cache.k.size(); ++l) {
-    view.k.push_back(cache.k[l].data_as<const float>());
-    view.v.push_back(cache.v[l].data_as<const float>());
+  kv::DenseKVView host_view;  // CPU backend: the cache itself
+  if (!tiers_) {
+    for (size_t l = 0; l < cache.k.size(); ++l) {
+      host_view.k.push_back(cache.k[l].data_as<const float>());
+      host_view.v.push_back(cache.v[l].data_as<const float>());
+    }
   }
   for (const ScheduledSeq& s : out.seqs) {
     const Sequence& seq = *s.seq;
     if (seq.is_finished() || !kv_->has_sequence(seq.seq_id)) continue;
     if (seq.num_computed_tokens < seq.num_prompt_tokens) continue;  // mid chunked prefill
     if (!kv_->due_for_compression(seq.seq_id, cc.budget, cc.interval)) continue;
+    // Device backend: host copies of this sequence's dense blocks.
+    DeviceTiers::DenseCopy copy;
+    if (tiers_) copy = tiers_->copy_dense(kv_->sequence(seq.seq_id), cache);
+    const kv::DenseKVView& view = tiers_ ? copy.view : host_view;
     kv::CompressionEventResult r;
     try {
       r = kv::run_compression_event(*kv_, seq.seq_id, view, compressor_);

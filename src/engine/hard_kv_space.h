@@ -12,6 +12,7 @@
 #include "compress/compression_config.h"
 #include "compress/compression_stats.h"
 #include "compress/compressor.h"
+#include "engine/device_tiers.h"
 #include "engine/kv_space.h"
 #include "engine/scheduler.h"
 #include "kv/headwise_kv.h"
@@ -49,9 +50,11 @@ struct HardKVMemorySample {
 class HardKVSpace : public KVSpace {
  public:
   // num_blocks x block_size: the engine's dense pool (KVCache block ids); num_pages_per_layer:
-  // head-pages of each layer's condensed pool. `config` must be valid.
+  // head-pages of each layer's condensed pool. `config` must be valid. `device`: the model's
+  // backend when it is not the CPU (the condensed pools get a device copy, attention runs there);
+  // null or a CPU backend = everything on the host.
   HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config, int num_blocks,
-              int block_size, int num_pages_per_layer);
+              int block_size, int num_pages_per_layer, Backend* device = nullptr);
   ~HardKVSpace() override;
 
   // --- KVSpace: reserves exactly the scheduled tokens in the dense tier; no prefix cache ------
@@ -92,6 +95,7 @@ class HardKVSpace : public KVSpace {
 
   std::unique_ptr<kv::DenseBlockPool> pool_;
   std::unique_ptr<kv::HeadwiseKV> kv_;
+  std::unique_ptr<DeviceTiers> tiers_;  // device backends only
   compress::Compressor compressor_;
   compress::CompressionStats selection_;
   std::unique_ptr<Hook> hook_;

@@ -27,9 +27,7 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     : config_(config), start_(std::chrono::steady_clock::now()) {
   config_.validate();
   const bool hard = config_.kv_mode == "hard";
-  backend_ = make_backend(hard && config_.backend == "auto" ? "cpu" : config_.backend);
-  HARDKV_CHECK(!hard || backend_->device() == Device::kCPU, kInvalidArgument,
-               "kv_mode hard: HARD-KV runs on the CPU backend only for now");
+  backend_ = make_backend(config_.backend);
   model_ = Model::load(model_dir, *backend_);
   if (std::filesystem::exists(std::filesystem::path(model_dir) / "tokenizer.json")) {
     tokenizer_.emplace(Tokenizer::from_dir(model_dir));
@@ -42,6 +40,9 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
   EngineConfig sizing = config_;
   if (hard) sizing.cpu_kv_cache_bytes /= 2;  // the other half: the condensed tier
   limits_.num_kv_blocks = plan_num_kv_blocks(sizing, *model_, model_len);
+  if (hard && backend_->device() != Device::kCPU && config_.num_kv_blocks <= 0) {
+    limits_.num_kv_blocks = std::max(1, limits_.num_kv_blocks / 2);  // half for condensed pages
+  }
   limits_.max_model_len = std::min(model_len, limits_.num_kv_blocks * limits_.block_size);
   limits_.eos_token_ids = mc.eos_token_ids;
   if (limits_.eos_token_ids.empty() && tokenizer_ && tokenizer_->eos_id()) {
@@ -57,8 +58,8 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     const int pages = config_.num_head_pages > 0
                           ? config_.num_head_pages
                           : static_cast<int>(std::min<int64_t>(auto_pages, int64_t{1} << 30));
-    hard_kv_ =
-        std::make_unique<HardKVSpace>(mc, cc, limits_.num_kv_blocks, limits_.block_size, pages);
+    hard_kv_ = std::make_unique<HardKVSpace>(mc, cc, limits_.num_kv_blocks, limits_.block_size,
+                                             pages, backend_.get());
     space = hard_kv_.get();
   } else {
     block_manager_ = std::make_unique<BlockManager>(limits_.num_kv_blocks, limits_.block_size,

@@ -49,7 +49,14 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   const int move_end = std::max(s.dense_begin, window_begin);  // dense tier keeps [move_end, N)
   const int64_t kv_row = static_cast<int64_t>(H) * D;
   auto dense_row = [&](const float* base, int pos, int h) {
-    return base + kv.dense_slot(seq_id, pos) * kv_row + static_cast<int64_t>(h) * D;
+    int64_t slot = kv.dense_slot(seq_id, pos);
+    if (!dense.block_remap.empty()) {
+      const int32_t local = dense.block_remap.at(slot / dense.block_size);
+      HARDKV_CHECK(local >= 0, kInternal, "dense block {} of sequence {} was not copied",
+                   slot / dense.block_size, seq_id);
+      slot = static_cast<int64_t>(local) * dense.block_size + slot % dense.block_size;
+    }
+    return base + slot * kv_row + static_cast<int64_t>(h) * D;
   };
 
   CompressionEventResult result;

@@ -12,11 +12,15 @@
 
 namespace hardkv::kv {
 
-// The dense tier's storage (the engine's paged KV cache), host fp32.
+// The dense tier's storage (the engine's paged KV cache), host fp32: either the whole cache, or
+// (a device cache) host copies of some of its blocks with block_remap[block id] = index of the
+// block in the copies (-1 = not copied).
 struct DenseKVView {
   std::vector<const float*>
-      k;  // [num_layers] each [num_blocks, block_size, num_kv_heads, head_dim]
+      k;  // [num_layers] each [num_blocks or copied blocks, block_size, num_kv_heads, head_dim]
   std::vector<const float*> v;  // [num_layers] same
+  std::vector<int32_t> block_remap;  // empty = the whole cache
+  int block_size = 0;                // with block_remap
 };
 
 struct CompressionEventOptions {

@@ -14,6 +14,7 @@ HeadPagePool::HeadPagePool(int num_pages, int page_size, int head_dim)
   k_.assign(n, 0.0f);
   v_.assign(n, 0.0f);
   in_use_.assign(num_pages, false);
+  dirty_.assign(num_pages, false);
   for (int32_t p = num_pages - 1; p >= 0; --p) free_.push_back(p);
 }
 
@@ -26,6 +27,13 @@ int32_t HeadPagePool::allocate_page() {
   free_.pop_back();
   in_use_[p] = true;
   return p;
+}
+
+std::vector<int32_t> HeadPagePool::take_dirty_pages() {
+  std::vector<int32_t> out;
+  out.swap(dirty_list_);
+  for (int32_t p : out) dirty_[p] = false;
+  return out;
 }
 
 void HeadPagePool::free_page(int32_t page_id) {

@@ -23,9 +23,16 @@ class HeadPagePool {
   void free_page(int32_t page_id);
   bool in_use(int32_t page_id) const { return in_use_[page_id]; }
 
-  // Row of token `offset` (in [0, P)) of page `page_id`: [head_dim] fp32.
-  float* k_row(int32_t page_id, int offset) { return k_.data() + row_index(page_id, offset); }
-  float* v_row(int32_t page_id, int offset) { return v_.data() + row_index(page_id, offset); }
+  // Row of token `offset` (in [0, P)) of page `page_id`: [head_dim] fp32. The writable accessors
+  // mark the page dirty (a device copy of the pool must re-read it; see take_dirty_pages).
+  float* k_row(int32_t page_id, int offset) {
+    mark_dirty(page_id);
+    return k_.data() + row_index(page_id, offset);
+  }
+  float* v_row(int32_t page_id, int offset) {
+    mark_dirty(page_id);
+    return v_.data() + row_index(page_id, offset);
+  }
   const float* k_row(int32_t page_id, int offset) const {
     return k_.data() + row_index(page_id, offset);
   }
@@ -35,7 +42,16 @@ class HeadPagePool {
   const float* k_data() const { return k_.data(); }  // [num_pages, P, head_dim]
   const float* v_data() const { return v_.data(); }  // [num_pages, P, head_dim]
 
+  // Pages written through k_row / v_row since the last call, each once (in first-write order).
+  std::vector<int32_t> take_dirty_pages();
+
  private:
+  void mark_dirty(int32_t page_id) {
+    if (!dirty_[page_id]) {
+      dirty_[page_id] = true;
+      dirty_list_.push_back(page_id);
+    }
+  }
   int64_t row_index(int32_t page_id, int offset) const {
     return (static_cast<int64_t>(page_id) * page_size_ + offset) * head_dim_;
   }
@@ -47,6 +63,8 @@ class HeadPagePool {
   std::vector<float> v_;       // [num_pages, P, head_dim]
   std::vector<int32_t> free_;  // stack of free ids, lowest on top
   std::vector<bool> in_use_;   // [num_pages]
+  std::vector<bool> dirty_;    // [num_pages]
+  std::vector<int32_t> dirty_list_;
 };
 
 }  // namespace hardkv::kv
