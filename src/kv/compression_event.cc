@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <exception>
 
 #include "core/error.h"
 
@@ -64,13 +65,17 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point t_select = Clock::now();
-  // Phase 1: select (no mutation).
+  // Phase 1: select (no mutation). Layers are independent: they run in parallel on large events.
   for (int l = 0; l < L; ++l) {
-    const int num_obs = s.obs.count(l);
-    HARDKV_CHECK(num_obs >= 1, kInvalidArgument,
+    HARDKV_CHECK(s.obs.count(l) >= 1, kInvalidArgument,
                  "sequence {}: layer {} has no observation queries; push post-RoPE queries to "
                  "the observation buffer before compressing",
                  seq_id, l);
+  }
+  result.layers.resize(L);
+  std::vector<int64_t> layer_candidates(L, 0), layer_dropped(L, 0);
+  auto select_layer = [&](int l) {
+    const int num_obs = s.obs.count(l);
     std::vector<float> q_obs(static_cast<size_t>(H) * num_obs * group * D);
     std::vector<std::vector<float>> keys(H);
     std::vector<std::vector<int32_t>> positions(H);
@@ -107,10 +112,10 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       in.group_size = group;
       in.head_dim = D;
       in.num_candidates = static_cast<int>(positions[h].size());
-      result.num_candidates += in.num_candidates;
+      layer_candidates[l] += in.num_candidates;
     }
-    result.layers.push_back(compressor.compress_layer(l, inputs));
-    const compress::LayerCompression& lc = result.layers.back();
+    result.layers[l] = compressor.compress_layer(l, inputs);
+    const compress::LayerCompression& lc = result.layers[l];
 
     LayerPlan& plan = plans[l];
     plan.heads.resize(H);
@@ -140,7 +145,7 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
           hplan.append.push_back(-1 - src);
           hplan.append_acc.push_back(acc[h][c]);
         } else {
-          ++result.tokens_dropped;
+          ++layer_dropped[l];
         }
       }
       for (uint8_t k : hplan.keep_stored) hplan.num_masked_after += k == 0;
@@ -149,6 +154,23 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
           hplan.num_masked_after > 0 && (cc.rewrite_every_time || options.memory_pressure ||
                                          hplan.num_masked_after > cc.rewrite_threshold * stored);
     }
+  };
+  std::vector<std::exception_ptr> errors(L);
+  const bool parallel = L > 1 && s.num_tokens - s.dense_begin + cc.upper_budget >= 1024;
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int l = 0; l < L; ++l) {
+    try {
+      select_layer(l);
+    } catch (...) {
+      errors[l] = std::current_exception();  // no exception may leave an OpenMP region
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  for (int l = 0; l < L; ++l) {
+    result.num_candidates += layer_candidates[l];
+    result.tokens_dropped += layer_dropped[l];
   }
 
   const Clock::time_point t_apply = Clock::now();
