@@ -22,8 +22,14 @@ std::vector<double> true_attention(const HeadInput& in) {
     double z_max = -std::numeric_limits<double>::infinity();
     for (int j = 0; j < n; ++j) {
       const float* k = in.keys + static_cast<int64_t>(j) * d;
-      double dot = 0.0;
-      for (int c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * k[c];
+      // Four independent partial sums (vectorisable; one chain of dependent adds is ~4x slower).
+      double part[4] = {0.0, 0.0, 0.0, 0.0};
+      int c = 0;
+      for (; c + 4 <= d; c += 4) {
+        for (int u = 0; u < 4; ++u) part[u] += static_cast<double>(q[c + u]) * k[c + u];
+      }
+      for (; c < d; ++c) part[0] += static_cast<double>(q[c]) * k[c];
+      const double dot = (part[0] + part[1]) + (part[2] + part[3]);
       z[j] = dot * scale;
       z_max = std::max(z_max, z[j]);
     }
