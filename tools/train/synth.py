@@ -6,13 +6,15 @@ walk (default): a shuffled list of N lines `* ab = 7, next qx` forms one linked 
 node (`* ab = 7, next qx, sum 3 + 7 = 0`), so every step must look up a line of the prompt, far
 back, and keeps a running sum modulo --modulus, the answer. Difficulty: --min/--max-nodes (prompt
 length: what a compressed cache must keep), --min/--max-steps (trace length and error chaining).
-chain (session 1's task): modulo assignments `ab = cd + 7` written out step by step, then one
-variable recalled; harder for a tiny model (values sit at the ends of long lines).
+chain (session 1's task, what models/hardkv-tiny learnt): modulo assignments `ab = cd + 7` written
+out step by step, then one variable recalled from the trace.
 
 Writes JSONL rows {"id", "problem", "answer", "solution"}; the same --seed gives the same file.
-A fresh test set (the one docs/QUALITY.md uses):
+Fresh test sets (walk; chain in the distribution models/hardkv-tiny was trained on):
   python3 tools/train/synth.py --n 200 --seed 4242 --min-nodes 48 --max-nodes 64 \\
-      --min-steps 24 --max-steps 40 --out fresh.jsonl
+      --min-steps 24 --max-steps 40 --out fresh_walk.jsonl
+  python3 tools/train/synth.py --task chain --n 256 --seed 4242 --min-vars 4 --max-vars 40 \\
+      --out fresh_chain.jsonl
 """
 import argparse
 import json
