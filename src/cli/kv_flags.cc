@@ -14,7 +14,7 @@ void add_kv_flags(CLI::App* app, KVFlags& f) {
   compress::CompressionConfig& c = f.compression;
   const std::string g = "HARD-KV (docs/COMPRESSION.md)";
   app->add_option("--kv-mode", f.kv_mode,
-                  "KV cache: dense, or hard (head-adaptive compression; CPU backend only)")
+                  "KV cache: dense, or hard (head-adaptive compression; on CUDA the selection runs on the host)")
       ->check(CLI::IsMember({"dense", "hard"}))
       ->capture_default_str()
       ->group(g);
