@@ -68,8 +68,8 @@ void DeviceTiers::sync_pages(kv::HeadwiseKV& kv) {
     be_->copy_from_host(dk, hk);
     be_->copy_from_host(dv, hv);
     be_->copy_from_host(dslots, hslots);
+    // copy_from_host has taken the host bytes (staged or copied), so hk/hv/hslots may go now.
     be_->kv_store(dk, dv, dslots, page_k_[l], page_v_[l]);  // scatter rows into the pool
-    be_->synchronize();  // the host staging above goes out of scope
   }
 }
 

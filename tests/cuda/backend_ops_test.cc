@@ -14,6 +14,7 @@
 #include "core/tensor.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "paged_attention_check.h"
 
 namespace hardkv {
 namespace {
@@ -30,19 +31,10 @@ class CudaOpsTest : public ::testing::Test {
     gpu_ = make_cuda_backend(0);
   }
 
-  // Host F32 tensor of N(0, stddev) values rounded to bf16.
   Tensor random(Shape shape, float stddev = 1.f) {
-    Tensor t = Tensor::empty(DType::kF32, std::move(shape));
-    std::normal_distribution<float> dist(0.f, stddev);
-    float* p = t.data_as<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = bf16_to_f32(f32_to_bf16(dist(rng_)));
-    return t;
+    return test::random_bf16_values(rng_, std::move(shape), stddev);
   }
-  Tensor ints(const std::vector<int32_t>& v) {
-    Tensor t = Tensor::empty(DType::kI32, {static_cast<int64_t>(v.size())});
-    if (!v.empty()) std::memcpy(t.data(), v.data(), v.size() * 4);
-    return t;
-  }
+  static Tensor ints(const std::vector<int32_t>& v) { return test::int_tensor(v); }
   Tensor cpu_act(const Tensor& host) { return cpu_->upload(host, DType::kF32); }
   Tensor gpu_act(const Tensor& host) { return gpu_->upload(host, DType::kBF16); }
   // A GPU output pre-filled with NaN, so an element the kernel does not write fails the check.
@@ -51,14 +43,7 @@ class CudaOpsTest : public ::testing::Test {
     std::fill_n(host.data_as<float>(), host.numel(), std::nanf(""));
     return gpu_->upload(host, dtype);
   }
-  // Host F32 copy of a backend tensor.
-  static Tensor to_f32(Backend& be, const Tensor& t) {
-    Tensor h = be.download(t);
-    if (h.dtype() == DType::kF32) return h;
-    Tensor f = Tensor::empty(DType::kF32, h.shape());
-    convert_to_f32(h.data(), h.dtype(), f.data_as<float>(), h.numel());
-    return f;
-  }
+  static Tensor to_f32(Backend& be, const Tensor& t) { return test::download_f32(be, t); }
   void expect_close(const Tensor& ref_cpu, const Tensor& got_gpu, double tol, const char* what) {
     Tensor a = to_f32(*cpu_, ref_cpu);
     Tensor b = to_f32(*gpu_, got_gpu);

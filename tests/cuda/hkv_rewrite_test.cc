@@ -11,35 +11,13 @@
 #include <random>
 #include <vector>
 
+#include "device_array.h"
+#include "kernels/backend.h"
+
 namespace hardkv {
 namespace {
 
-bool have_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-template <typename T>
-struct DeviceArray {
-  T* ptr = nullptr;
-  size_t size = 0;
-  explicit DeviceArray(const std::vector<T>& host) : size(host.size()) {
-    if (cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(1, size) * sizeof(T)) !=
-        cudaSuccess) {
-      ptr = nullptr;
-    } else if (size > 0) {
-      cudaMemcpy(ptr, host.data(), size * sizeof(T), cudaMemcpyHostToDevice);
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(ptr); }
-  std::vector<T> download() const {
-    std::vector<T> h(size);
-    cudaMemcpy(h.data(), ptr, size * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-};
+using test::DeviceArray;
 
 // Runs one rewrite of segments with the given stored lengths and mask probabilities.
 void check_rewrite(int page_size, int head_dim, const std::vector<int>& lens,
@@ -110,7 +88,7 @@ void check_rewrite(int page_size, int head_dim, const std::vector<int>& lens,
 class HkvRewriteCuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_device()) GTEST_SKIP() << "no CUDA device: GPU rewrite tests skipped";
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU rewrite tests skipped";
   }
 };
 

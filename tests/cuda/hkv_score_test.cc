@@ -13,37 +13,15 @@
 #include <random>
 #include <vector>
 
+#include "device_array.h"
+#include "kernels/backend.h"
+
 #include "core/dtype.h"
 
 namespace hardkv {
 namespace {
 
-bool have_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-template <typename T>
-struct DeviceArray {
-  T* ptr = nullptr;
-  size_t size = 0;
-  explicit DeviceArray(const std::vector<T>& host) : size(host.size()) {
-    if (cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(1, size) * sizeof(T)) !=
-        cudaSuccess) {
-      ptr = nullptr;
-    } else if (size > 0) {
-      cudaMemcpy(ptr, host.data(), size * sizeof(T), cudaMemcpyHostToDevice);
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(ptr); }
-  std::vector<T> download() const {
-    std::vector<T> h(size);
-    cudaMemcpy(h.data(), ptr, size * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-};
+using test::DeviceArray;
 
 struct ScoreCase {
   int num_q_heads = 8, num_kv_heads = 2, head_dim = 128, page_size = 16, block_size = 16;
@@ -195,7 +173,7 @@ void check_scores(const ScoreCase& c, uint32_t seed) {
 class HkvScoreCuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_device()) GTEST_SKIP() << "no CUDA device: GPU scoring tests skipped";
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU scoring tests skipped";
   }
 };
 

@@ -22,6 +22,7 @@
 #include "kernels/backend.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "paged_attention_check.h"
 
 namespace hardkv {
 namespace {
@@ -59,101 +60,18 @@ class PrefillAttentionTest : public ::testing::TestWithParam<PrefillCase> {
     cpu_ = make_cpu_backend();
     gpu_ = make_cuda_backend(0);
   }
-  Tensor random(Shape shape) {
-    Tensor t = Tensor::empty(DType::kF32, std::move(shape));
-    std::normal_distribution<float> dist(0.f, 1.f);
-    float* p = t.data_as<float>();
-    for (int64_t i = 0; i < t.numel(); ++i) p[i] = bf16_to_f32(f32_to_bf16(dist(rng_)));
-    return t;
-  }
-  static Tensor ints(const std::vector<int32_t>& v) {
-    Tensor t = Tensor::empty(DType::kI32, {static_cast<int64_t>(v.size())});
-    if (!v.empty()) std::memcpy(t.data(), v.data(), v.size() * 4);
-    return t;
-  }
-  static Tensor to_f32(Backend& be, const Tensor& t) {
-    Tensor h = be.download(t);
-    if (h.dtype() == DType::kF32) return h;
-    Tensor f = Tensor::empty(DType::kF32, h.shape());
-    convert_to_f32(h.data(), h.dtype(), f.data_as<float>(), h.numel());
-    return f;
-  }
-
   std::mt19937 rng_{1234};
   std::unique_ptr<Backend> cpu_, gpu_;
 };
 
 TEST_P(PrefillAttentionTest, MatchesCpu) {
   const PrefillCase& c = GetParam();
-  const int num_seqs = static_cast<int>(c.seqs.size());
-  std::vector<int32_t> qptr{0}, kv_lens, bptr{0};
-  int max_q = 0, max_kv = 0;
+  test::AttentionStep step{c.heads, c.kv_heads, c.dim, c.block_size, {0}, {}, 0};
   for (const Seq& s : c.seqs) {
-    ASSERT_TRUE(s.q_len >= 1 && s.q_len <= s.kv_len);
-    qptr.push_back(qptr.back() + s.q_len);
-    kv_lens.push_back(s.kv_len);
-    bptr.push_back(bptr.back() + (s.kv_len + c.block_size - 1) / c.block_size);
-    max_q = std::max(max_q, s.q_len);
-    max_kv = std::max(max_kv, s.kv_len);
+    step.query_indptr.push_back(step.query_indptr.back() + s.q_len);
+    step.kv_lens.push_back(s.kv_len);
   }
-  const int num_tokens = qptr.back();
-  // Blocks handed out in shuffled order, with spare blocks nobody owns.
-  const int total_blocks = bptr.back(), pool_blocks = total_blocks + 3;
-  std::vector<int32_t> bidx(pool_blocks);
-  std::iota(bidx.begin(), bidx.end(), 0);
-  std::shuffle(bidx.begin(), bidx.end(), rng_);
-  bidx.resize(total_blocks);
-
-  Tensor q = random({num_tokens, c.heads, c.dim});
-  Tensor kc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
-  Tensor vc = random({pool_blocks, c.block_size, c.kv_heads, c.dim});
-  auto meta_on = [&](Backend& be) {
-    AttentionMeta m;
-    m.query_indptr = be.upload(ints(qptr), DType::kI32);
-    m.kv_lens = be.upload(ints(kv_lens), DType::kI32);
-    m.block_indptr = be.upload(ints(bptr), DType::kI32);
-    m.block_indices = be.upload(ints(bidx), DType::kI32);
-    m.num_seqs = num_seqs;
-    m.num_tokens = num_tokens;
-    m.max_query_len = max_q;
-    m.max_kv_len = max_kv;
-    m.block_size = c.block_size;
-    return m;
-  };
-  const float scale = 1.f / std::sqrt(static_cast<float>(c.dim));
-  Tensor out_c = cpu_->alloc(DType::kF32, {num_tokens, c.heads, c.dim});
-  Tensor poison = Tensor::empty(DType::kF32, {num_tokens, c.heads, c.dim});
-  std::fill_n(poison.data_as<float>(), poison.numel(), std::nanf(""));
-  Tensor out_g = gpu_->upload(poison, DType::kBF16);
-  cpu_->attention(cpu_->upload(q, DType::kF32), cpu_->upload(kc, DType::kF32),
-                  cpu_->upload(vc, DType::kF32), meta_on(*cpu_), scale, out_c);
-  gpu_->attention(gpu_->upload(q, DType::kBF16), gpu_->upload(kc, DType::kBF16),
-                  gpu_->upload(vc, DType::kBF16), meta_on(*gpu_), scale, out_g);
-
-  Tensor a = to_f32(*cpu_, out_c), b = to_f32(*gpu_, out_g);
-  ASSERT_EQ(a.numel(), b.numel());
-  const int64_t row = static_cast<int64_t>(c.heads) * c.dim;
-  double err = 0, norm = 0, worst_seq_nmse = 0;
-  int worst_seq = -1;
-  int64_t nonfinite = 0;
-  for (int s = 0; s < num_seqs; ++s) {
-    double se = 0, sn = 0;
-    for (int64_t i = qptr[s] * row; i < qptr[s + 1] * row; ++i) {
-      const double x = a.data_as<float>()[i], y = b.data_as<float>()[i];
-      if (!std::isfinite(y)) ++nonfinite;
-      se += (x - y) * (x - y);
-      sn += x * x;
-    }
-    err += se;
-    norm += sn;
-    const double nmse = se / std::max(sn, 1e-30);
-    if (!(nmse <= worst_seq_nmse)) worst_seq_nmse = nmse, worst_seq = s;
-  }
-  EXPECT_EQ(nonfinite, 0) << "non-finite outputs (unwritten or overflow)";
-  EXPECT_LT(err / std::max(norm, 1e-30), kBf16Nmse) << "NMSE over " << a.numel() << " elements";
-  // Per sequence too, so one wrong short sequence in a long ragged batch cannot hide.
-  EXPECT_LT(worst_seq_nmse, kBf16Nmse) << "worst sequence " << worst_seq;
-  gpu_->release_scratch();
+  test::expect_attention_matches_cpu(*cpu_, *gpu_, rng_, step, kBf16Nmse);
 }
 
 INSTANTIATE_TEST_SUITE_P(

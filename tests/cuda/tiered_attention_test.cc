@@ -13,6 +13,9 @@
 #include <random>
 #include <vector>
 
+#include "device_array.h"
+#include "kernels/backend.h"
+
 #include "core/dtype.h"
 #include "kv/tiered_attention.h"
 
@@ -21,34 +24,8 @@ namespace {
 
 #define CUDA_OK(call) ASSERT_EQ((call), cudaSuccess) << #call
 
-bool have_device() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
 // Device copy of a host vector (freed with the object).
-template <typename T>
-struct DeviceArray {
-  T* ptr = nullptr;
-  size_t size = 0;
-  DeviceArray() = default;
-  explicit DeviceArray(const std::vector<T>& host) : size(host.size()) {
-    if (cudaMalloc(reinterpret_cast<void**>(&ptr), std::max<size_t>(1, size) * sizeof(T)) !=
-        cudaSuccess)
-      ptr = nullptr;
-    if (ptr != nullptr && size > 0) {
-      cudaMemcpy(ptr, host.data(), size * sizeof(T), cudaMemcpyHostToDevice);
-    }
-  }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  ~DeviceArray() { cudaFree(ptr); }
-  std::vector<T> download() const {
-    std::vector<T> h(size);
-    cudaMemcpy(h.data(), ptr, size * sizeof(T), cudaMemcpyDeviceToHost);
-    return h;
-  }
-};
+using test::DeviceArray;
 
 struct Case {
   int num_q_heads = 8, num_kv_heads = 2, head_dim = 128, page_size = 16, block_size = 16;
@@ -372,7 +349,7 @@ void expect_close(const std::vector<float>& ref, const std::vector<float>& got, 
 class TieredAttentionCuda : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!have_device()) GTEST_SKIP() << "no CUDA device: GPU tiered attention tests skipped";
+    if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: GPU tiered attention tests skipped";
   }
   void check(const Case& c, uint32_t seed, Mode mode = Mode::kPlanned, int min_splits = 1) {
     const Scenario sc = make_scenario(c, seed);

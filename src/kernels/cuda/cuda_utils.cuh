@@ -20,14 +20,19 @@ struct alignas(16) Bf16x8 {
   __nv_bfloat162 h[4];
 };
 
-__device__ __forceinline__ void load8(const bf16* p, float (&f)[8]) {
-  Bf16x8 v = *reinterpret_cast<const Bf16x8*>(p);
+// Eight bf16 values held in a 16-byte register word -> fp32.
+__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-    float2 t = __bfloat1622float2(v.h[i]);
+    const float2 t = __bfloat1622float2(h[i]);
     f[2 * i] = t.x;
     f[2 * i + 1] = t.y;
   }
+}
+
+__device__ __forceinline__ void load8(const bf16* p, float (&f)[8]) {
+  unpack8(*reinterpret_cast<const uint4*>(p), f);
 }
 
 __device__ __forceinline__ void store8(bf16* p, const float (&f)[8]) {

@@ -29,16 +29,6 @@ struct DecodeAttentionTraits {
   static constexpr int kStep = kWorkers * kUnroll;  // tokens per block per step
 };
 
-__device__ __forceinline__ void unpack8(const uint4& u, float (&f)[8]) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 t = __bfloat1622float2(h[i]);
-    f[2 * i] = t.x;
-    f[2 * i + 1] = t.y;
-  }
-}
-
 template <int D, int G>
 __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
     decode_attention_kernel(const PagedAttentionParams p) {
