@@ -9,7 +9,8 @@
 namespace hardkv::compress {
 
 // [num_candidates] mean over observation rows r and group heads g of softmax_j(q_rg . k_j /
-// sqrt(head_dim)), the softmax taken over candidates only. Accumulated in double.
+// sqrt(head_dim)), the softmax taken over candidates only. Accumulated in double. Returns
+// in.true_attn instead when it is set.
 std::vector<double> true_attention(const HeadInput& in);
 
 // [n] out[j] = max(x[j - kernel/2 .. j + kernel/2] clipped to [0, n)); kernel odd >= 1.

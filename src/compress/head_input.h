@@ -19,13 +19,18 @@ struct HeadInput {
                                        //   built-in strategies)
   const float* accumulated = nullptr;  // [num_candidates] fp32 or null: h2o's attention
                                        //   accumulated at earlier events (null = all zero)
+  const float* true_attn = nullptr;    // [num_candidates] fp32 or null: the head's true attention
+                                       //   (HeadScores::true_attn) computed elsewhere (device
+                                       //   scoring); when set, q_obs is not read, and keys only
+                                       //   by strategies that need_keys()
   int num_obs = 0;
   int group_size = 0;  // query heads per kv-head (GQA group)
   int head_dim = 0;
   int num_candidates = 0;
 
   // Throws kInvalidArgument on a missing array, a non-positive size or unordered positions.
-  void check() const;
+  // needs_keys: the strategy reads keys even when true_attn is given.
+  void check(bool needs_keys = false) const;
 };
 
 struct HeadScores {

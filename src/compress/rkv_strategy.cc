@@ -60,8 +60,9 @@ class RKVStrategy final : public Strategy {
   explicit RKVStrategy(const CompressionConfig& config)
       : kernel_(config.pool_kernel), lambda_(config.rkv_lambda), threshold_(config.rkv_threshold) {}
   std::string_view name() const override { return "rkv"; }
+  bool needs_keys() const override { return true; }
   HeadScores score(const HeadInput& in) const override {
-    in.check();
+    in.check(/*needs_keys=*/true);
     const std::vector<double> attn = true_attention(in);
     HeadScores out;
     out.true_attn = to_float(attn);

@@ -9,6 +9,7 @@
 #include "compress/allocation.h"
 #include "compress/compressor.h"
 #include "compress/strategy.h"
+#include "core/error.h"
 #include "test_util.h"
 
 namespace hardkv::compress {
@@ -145,6 +146,52 @@ TEST(StrategyScores, MatchReference) {
       }
     }
   }
+}
+
+// Device scoring hands the strategies the true attention instead of queries (and keys, except to
+// rkv): the kept sets still equal the reference's, which computes the attention itself.
+TEST(PrecomputedAttention, SameKeptSets) {
+  for (const char* strategy : {"attn", "snapkv", "rkv", "streaming", "h2o"}) {
+    for (const char* allocation : {"uniform", "hard"}) {
+      SCOPED_TRACE(::testing::Message() << strategy << " x " << allocation);
+      const CompressionConfig config = small_config(strategy, allocation);
+      const Compressor compressor(config, kNumLayers);
+      const bool needs_keys = compressor.strategy().needs_keys();
+      EXPECT_EQ(needs_keys, std::string(strategy) == "rkv");
+      const std::vector<ref::Head> heads = make_layer(5, std::string(strategy) == "h2o");
+      std::vector<std::vector<float>> attn;
+      for (const ref::Head& h : heads) {
+        const std::vector<double> a = ref::attention(h);
+        attn.emplace_back(a.begin(), a.end());
+      }
+      std::vector<HeadInput> inputs = views(heads);
+      for (size_t h = 0; h < inputs.size(); ++h) {
+        inputs[h].true_attn = attn[h].data();
+        inputs[h].q_obs = nullptr;
+        if (!needs_keys) inputs[h].keys = nullptr;
+      }
+      const LayerCompression got = compressor.compress_layer(0, inputs);
+      const std::vector<ref::HeadResult> want = ref::select(params(config), 0, kNumLayers, heads);
+      for (size_t h = 0; h < want.size(); ++h) {
+        SCOPED_TRACE(::testing::Message() << "head " << h);
+        EXPECT_EQ(got.heads[h].kept, want[h].kept);
+      }
+    }
+  }
+}
+
+// Without queries, true attention or (for rkv) keys, a strategy refuses the input.
+TEST(PrecomputedAttention, MissingInputsRejected) {
+  const std::vector<ref::Head> heads = make_layer(5, false);
+  HeadInput in = testing::view(heads[0]);
+  const std::vector<double> a = ref::attention(heads[0]);
+  const std::vector<float> attn(a.begin(), a.end());
+  in.q_obs = nullptr;
+  EXPECT_THROW(make_strategy(small_config("attn", "uniform"))->score(in), Error);
+  in.true_attn = attn.data();
+  in.keys = nullptr;
+  EXPECT_NO_THROW(make_strategy(small_config("attn", "uniform"))->score(in));
+  EXPECT_THROW(make_strategy(small_config("rkv", "uniform"))->score(in), Error);
 }
 
 }  // namespace
