@@ -6,6 +6,10 @@ walk (default): a shuffled list of N lines `* ab = 7, next qx` forms one linked 
 node (`* ab = 7, next qx, sum 3 + 7 = 0`), so every step must look up a line of the prompt, far
 back, and keeps a running sum modulo --modulus, the answer. Difficulty: --min/--max-nodes (prompt
 length: what a compressed cache must keep), --min/--max-steps (trace length and error chaining).
+trail: the walk in a compact form built for look-ups: each prompt line `ab7 qx` is name, value
+and next name, each one token (a line-start name, a digit, a space-prefixed name), so the value
+and the next name directly follow the name a step copies; the solution writes one line per node
+(`ab7 qx:3+7=0`: the prompt line, then the running sum). Same knobs as walk.
 chain (session 1's task, what models/hardkv-tiny learnt): modulo assignments `ab = cd + 7` written
 out step by step, then one variable recalled from the trace.
 
@@ -13,6 +17,8 @@ Writes JSONL rows {"id", "problem", "answer", "solution"}; the same --seed gives
 Fresh test sets (walk; chain in the distribution models/hardkv-tiny was trained on):
   python3 tools/train/synth.py --n 200 --seed 4242 --min-nodes 48 --max-nodes 64 \\
       --min-steps 24 --max-steps 40 --out fresh_walk.jsonl
+  python3 tools/train/synth.py --task trail --n 256 --seed 4242 --min-nodes 64 --max-nodes 256 \\
+      --min-steps 16 --max-steps 64 --id-prefix fresh- --out fresh_trail.jsonl
   python3 tools/train/synth.py --task chain --n 256 --seed 4242 --min-vars 4 --max-vars 40 \\
       --out fresh_chain.jsonl
 """
@@ -126,19 +132,44 @@ def make_walk_problem(rng, num_nodes, num_steps, modulus):
     return problem, str(total), solution
 
 
+def make_trail_problem(rng, num_nodes, num_steps, modulus):
+    """The trail task: the walk of make_walk_problem with prompt lines `ab7 qx` and solution lines
+    `ab7 qx:3+7=0` (one token per name and digit in hardkv-tiny's tokenizer)."""
+    names = var_names(num_nodes, rng)  # names[i] points to names[i + 1]; the last to "end"
+    values = [rng.randrange(modulus) for _ in names]
+    nexts = names[1:] + ["end"]
+    order = list(range(num_nodes))
+    rng.shuffle(order)
+    start = num_nodes - num_steps
+    lines = [f"{names[i]}{values[i]} {nexts[i]}" for i in order]
+    problem = (
+        "Each line gives a name, its value and the next name. Start at the given name, follow "
+        f"the next names until you reach end, and add up the values of the names you visit, "
+        f"modulo {modulus}.\n" + "\n".join(lines) + f"\nStart at {names[start]}. What is the sum?")
+    steps, total = [], 0
+    for i in range(start, num_nodes):
+        new = (total + values[i]) % modulus
+        steps.append(f"{names[i]}{values[i]} {nexts[i]}:{total}+{values[i]}={new}")
+        total = new
+    solution = ("<think>\n" + "\n".join(steps) + "\n</think>\n\n"
+                f"The sum is \\boxed{{{total}}}.")
+    return problem, str(total), solution
+
+
 def make_row(rng, args):
     """One problem of args.task with sizes drawn from the args' ranges."""
-    if args.task == "walk":
+    if args.task in ("walk", "trail"):
         nodes = rng.randint(args.min_nodes, args.max_nodes)
         steps = rng.randint(min(args.min_steps, nodes), min(args.max_steps, nodes))
-        return make_walk_problem(rng, nodes, steps, args.modulus)
+        make = make_walk_problem if args.task == "walk" else make_trail_problem
+        return make(rng, nodes, steps, args.modulus)
     return make_problem(rng, rng.randint(args.min_vars, args.max_vars), args.modulus,
                         list(args.ops), args.query, args.max_refs)
 
 
 def add_task_args(p):
     """The task flags, shared with train.py."""
-    p.add_argument("--task", choices=["walk", "chain"], default="walk")
+    p.add_argument("--task", choices=["walk", "trail", "chain"], default="walk")
     p.add_argument("--modulus", type=int, default=10, help="values lie in [0, modulus)")
     p.add_argument("--min-nodes", type=int, default=48, help="walk: fewest lines in the prompt")
     p.add_argument("--max-nodes", type=int, default=64, help="walk: most lines in the prompt")

@@ -2,9 +2,12 @@
 """Trains hardkv-tiny: a small Qwen3ForCausalLM with its own byte-level BPE tokenizer.
 
 Data: the English corpus from extract_corpus.py (train.txt.gz / heldout.txt.gz) mixed with
-synthetic tasks from synth.py (the linked-list walk by default) rendered as Qwen3 ChatML
+synthetic tasks from synth.py (the trail task by default) rendered as Qwen3 ChatML
 conversations (user: problem; assistant: "<think>...steps...</think>\\n\\n... \\boxed{N}"), loss
-on the assistant part only. --tokenizer reuses an existing tokenizer.json instead of training one. Writes, into --out (flat, so it fits the device tool's $OUT): config.json,
+on the assistant part only. Tasks are packed into rows with attention masked between the packed
+documents and positions restarting at 0 in each (qwen3_torch.py, the training model), and come in
+a curriculum (--phases: short problems in short rows first). --tokenizer reuses an existing
+tokenizer.json instead of training one. Writes, into --out (flat, so it fits the device tool's $OUT): config.json,
 model.safetensors (bf16, tied embeddings), generation_config.json, tokenizer.json,
 tokenizer_config.json (with the Qwen3 chat template), metrics.json (held-out perplexity,
 synthetic accuracy by transformers' generate, step count, timings) and samples.jsonl (the
@@ -30,6 +33,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import synth  # noqa: E402
+from qwen3_torch import Qwen3  # noqa: E402
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
 # The pre-tokenizer regex of Qwen2/Qwen3's tokenizer.json (digits split one by one).
@@ -73,6 +77,62 @@ def task_namespace(args, prefix):
     for key in ("min_nodes", "max_nodes", "min_steps", "max_steps", "min_vars", "max_vars"):
         setattr(ns, key, getattr(args, f"{prefix}_{key}"))
     return ns
+
+
+def parse_phases(spec):
+    """--phases: comma-separated FRAC:CTX:MINN-MAXN:MINK-MAXK:COUNT (share of the steps, row
+    length, nodes (walk/trail) or variables (chain), steps visited, problems generated)."""
+    phases = []
+    for part in spec.split(","):
+        frac, ctx, nodes, steps, count = part.split(":")
+        (n0, n1), (k0, k1) = (map(int, nodes.split("-")), map(int, steps.split("-")))
+        phases.append(dict(frac=float(frac), ctx=int(ctx), min_nodes=n0, max_nodes=n1,
+                           min_steps=k0, max_steps=k1, count=int(count)))
+    total = sum(p["frac"] for p in phases)
+    for p in phases:
+        p["frac"] /= total
+    return phases
+
+
+def phase_namespace(args, ph):
+    ns = argparse.Namespace(task=args.task, modulus=10, ops="+-", max_refs=2, query="random",
+                            min_nodes=ph["min_nodes"], max_nodes=ph["max_nodes"],
+                            min_steps=ph["min_steps"], max_steps=ph["max_steps"],
+                            min_vars=ph["min_nodes"], max_vars=ph["max_nodes"])
+    return ns
+
+
+TRAIL_LINE = re.compile(r"^([a-z]{2})(\d) ([a-z]+):(\d)\+(\d)=(\d)$")
+
+
+def trail_diagnostics(rows, responses):
+    """Per solution line of the generated traces (trail task): how often the name was in the
+    prompt and continued the previous line's next name, and how often the copied value, the copied
+    next name and the addition were right."""
+    c = dict(lines=0, known_name=0, follows=0, value=0, next=0, add=0)
+    for r, resp in zip(rows, responses):
+        table = {}
+        for line in r["problem"].split("\n"):
+            m = re.match(r"^([a-z]{2})(\d) ([a-z]+)$", line)
+            if m:
+                table[m.group(1)] = (int(m.group(2)), m.group(3))
+        prev_next = None
+        body = resp["text"].split("</think>")[0]
+        for line in body.split("\n"):
+            m = TRAIL_LINE.match(line.strip())
+            if not m:
+                continue
+            name, val, nxt, a, b, s_ = m.group(1), int(m.group(2)), m.group(3), *map(int, m.groups()[3:])
+            c["lines"] += 1
+            c["follows"] += prev_next is None or name == prev_next
+            if name in table:
+                c["known_name"] += 1
+                c["value"] += table[name][0] == val
+                c["next"] += table[name][1] == nxt
+            c["add"] += (a + b) % 10 == s_
+            prev_next = nxt
+    n = max(1, c["lines"])
+    return {"lines": c["lines"], **{k: round(v / n, 4) for k, v in c.items() if k != "lines"}}
 
 
 def chat_prompt(problem):
@@ -217,7 +277,7 @@ def save_model(model, args, eot, im_end):
         json.dump(cfg, f, indent=2)
 
 
-# --- main ------------------------------------------------------------------------------------------
+# --- main ---------------------------------------------------------------------------------------
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--corpus", default=".cache/corpus")
@@ -230,64 +290,77 @@ def main():
     p.add_argument("--heads", type=int, default=8)
     p.add_argument("--kv-heads", type=int, default=4)
     p.add_argument("--head-dim", type=int, default=32)
-    p.add_argument("--ctx", type=int, default=2048, help="training sequence length")
     p.add_argument("--max-positions", type=int, default=4096)
     p.add_argument("--rope-theta", type=float, default=10000.0)
-    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--batch-tokens", type=int, default=65536, help="tokens per step (rows x ctx)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--minutes", type=float, default=5.0, help="training time (sets --steps)")
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
-    p.add_argument("--synth-frac", type=float, default=0.75, help="fraction of rows that are tasks")
-    p.add_argument("--num-synth", type=int, default=150000)
-    p.add_argument("--task", choices=["walk", "chain"], default="walk", help="synth.py task")
-    for prefix, ranges in (("synth", (4, 80, 1, 56, 4, 40)), ("test", (48, 64, 24, 40, 4, 40))):
-        for key, default in zip(("min-nodes", "max-nodes", "min-steps", "max-steps", "min-vars",
-                                 "max-vars"), ranges):
-            p.add_argument(f"--{prefix}-{key}", type=int, default=default,
-                           help=f"{'training' if prefix == 'synth' else 'test'} tasks: synth.py --{key}")
-    p.add_argument("--num-test", type=int, default=128)
-    p.add_argument("--test-seed", type=int, default=1234)
+    p.add_argument("--text-frac", type=float, default=0.15, help="share of rows that are text")
+    p.add_argument("--task", choices=["walk", "trail", "chain"], default="trail", help="synth.py task")
+    p.add_argument("--phases", default="0.2:512:4-24:1-24:80000,0.3:1024:4-96:1-48:60000,"
+                                       "0.5:2048:4-256:1-64:60000",
+                   help="curriculum, FRAC:CTX:MINN-MAXN:MINK-MAXK:COUNT,... (parse_phases)")
+    for key, default in zip(("min-nodes", "max-nodes", "min-steps", "max-steps", "min-vars",
+                             "max-vars"), (64, 256, 16, 64, 4, 40)):
+        p.add_argument(f"--test-{key}", type=int, default=default, help=f"test tasks: synth.py --{key}")
+    p.add_argument("--num-test", type=int, default=256)
+    p.add_argument("--test-seed", type=int, default=4321)
     p.add_argument("--tokenizer", default="", help="tokenizer.json to reuse ('' = train one)")
-    p.add_argument("--max-new", type=int, default=1000, help="test generation length")
+    p.add_argument("--max-new", type=int, default=1024, help="test generation length")
     p.add_argument("--smoke", action="store_true", help="tiny run to check the pipeline")
     args = p.parse_args()
+    phases = parse_phases(args.phases)
     if args.smoke:
-        args.num_synth, args.num_test, args.steps, args.batch, args.max_new = 500, 4, 10, 4, 32
+        args.num_test, args.steps, args.max_new = 8, 30, 64
+        for ph in phases:
+            ph["count"] = 300
     os.makedirs(args.out, exist_ok=True)
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     device = "cuda"
+    torch.backends.cuda.matmul.allow_tf32 = True
     t0 = time.time()
-    metrics = {"args": vars(args), "command": " ".join(sys.argv)}
+    metrics = {"args": vars(args), "phases": phases, "command": " ".join(sys.argv)}
+
+    def dump_metrics():
+        with open(os.path.join(args.out, "metrics.json"), "w") as f:
+            json.dump(metrics, f, indent=2)
 
     train_docs = read_docs(os.path.join(args.corpus, "train.txt.gz"))
     heldout_docs = read_docs(os.path.join(args.corpus, "heldout.txt.gz"))
     if args.smoke:
         train_docs, heldout_docs = train_docs[:20], heldout_docs[:2]
-    train_synth = synth_rows(args.num_synth, args.seed + 1, task_namespace(args, "synth"))
-    log(f"{len(train_docs)} train docs, {len(heldout_docs)} held-out docs, {len(train_synth)} tasks")
+    phase_rows = [synth_rows(ph["count"], (args.seed + 1) * 100 + i, phase_namespace(args, ph))
+                  for i, ph in enumerate(phases)]
+    log(f"{len(train_docs)} train docs, {len(heldout_docs)} held-out docs, "
+        f"{[len(r) for r in phase_rows]} tasks per phase ({time.time() - t0:.0f}s)")
 
     if args.tokenizer:
         from tokenizers import Tokenizer
         tok = Tokenizer.from_file(args.tokenizer)
     else:
         tok = train_tokenizer(
-            train_docs + [r["problem"] + "\n" + r["solution"] for r in train_synth[:5000]], args.vocab)
+            train_docs + [r["problem"] + "\n" + r["solution"] for r in phase_rows[-1][:5000]], args.vocab)
     tok.save(os.path.join(args.out, "tokenizer.json"))
     write_tokenizer_config(args.out, tok, args.max_positions)
     eot, im_end = tok.token_to_id("<|endoftext|>"), tok.token_to_id("<|im_end|>")
     vocab_size = tok.get_vocab_size()
     sample = "Emma Woodhouse, handsome — ab = cd + 7 = 3 + 7 = 0 \\boxed{0}"
     assert tok.decode(tok.encode(sample).ids) == sample, "tokenizer does not round-trip"
-    log(f"tokenizer: {vocab_size} tokens ({time.time() - t0:.0f}s)")
 
     text_stream = encode_stream(tok, train_docs, eot).to(device)
     heldout_stream = encode_stream(tok, heldout_docs, eot)
-    synth_tokens, synth_labels = pack_synth(tok, train_synth, args.ctx, eot)
-    synth_tokens, synth_labels = synth_tokens.to(device), synth_labels.to(device)
     heldout_bytes = sum(len(d.encode("utf-8")) + 1 for d in heldout_docs)
-    log(f"text {len(text_stream)} tokens, held-out {len(heldout_stream)} tokens, "
-        f"{len(synth_tokens)} packed task rows ({time.time() - t0:.0f}s)")
+    packed = []
+    for ph, rows in zip(phases, phase_rows):
+        tk, lb = pack_synth(tok, rows, ph["ctx"], eot)
+        packed.append((tk.to(device), lb.to(device)))
+        ph["packed_rows"] = len(tk)
+        ph["label_tokens"] = int((lb != -100).sum())
+    del phase_rows
+    log(f"text {len(text_stream)} tokens, held-out {len(heldout_stream)} tokens, packed rows per "
+        f"phase {[ph['packed_rows'] for ph in phases]} ({time.time() - t0:.0f}s)")
 
     from transformers import Qwen3Config, Qwen3ForCausalLM
 
@@ -303,7 +376,7 @@ def main():
                                                             "rope_theta": args.rope_theta})
     except TypeError:
         config = Qwen3Config(**cfg_kwargs, rope_theta=args.rope_theta)
-    model = Qwen3ForCausalLM(config).to(device)
+    model = Qwen3(config, args.rope_theta).to(device)
     num_params = sum(p.numel() for p in model.parameters())
     metrics["num_params"] = num_params
     log(f"model: {num_params / 1e6:.2f}M parameters")
@@ -315,33 +388,40 @@ def main():
                             lr=args.lr, betas=(0.9, 0.95), fused=True)
     gen = torch.Generator(device=device)
     gen.manual_seed(args.seed)
-    n_synth = int(round(args.batch * args.synth_frac))
-    n_text = args.batch - n_synth
 
-    def batch():
+    def batch(pi, g):
+        ctx = phases[pi]["ctx"]
+        rows = max(1, args.batch_tokens // ctx)
+        n_text = int(round(rows * args.text_frac))
+        n_synth = rows - n_text
+        tokens, labels = packed[pi]
         xs, ys = [], []
         if n_text:
-            starts = torch.randint(0, len(text_stream) - args.ctx - 1, (n_text,), device=device, generator=gen)
-            win = starts[:, None] + torch.arange(args.ctx + 1, device=device)[None, :]
-            t = text_stream[win]
+            starts = torch.randint(0, len(text_stream) - ctx - 1, (n_text,), device=device, generator=g)
+            t = text_stream[starts[:, None] + torch.arange(ctx + 1, device=device)[None, :]]
             xs.append(t[:, :-1])
             ys.append(t[:, 1:])
         if n_synth:
-            rows = torch.randint(0, len(synth_tokens), (n_synth,), device=device, generator=gen)
-            xs.append(synth_tokens[rows, :-1])
-            ys.append(synth_labels[rows, 1:])
+            r = torch.randint(0, len(tokens), (n_synth,), device=device, generator=g)
+            xs.append(tokens[r, :-1])
+            ys.append(labels[r, 1:])
         return torch.cat(xs), torch.cat(ys)
 
-    def step(step_idx, total):
-        warmup = min(100, max(1, total // 10))  # 100 for every run of >= 1000 steps
+    def loss_of(x, y):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            h = model.hidden(x, eot)
+            keep = y != -100
+            logits = model.logits(h[keep])
+        return F.cross_entropy(logits.float(), y[keep])
+
+    def step(step_idx, total, pi):
+        warmup = min(100, max(1, total // 10))
         lr = args.lr * (step_idx + 1) / warmup if step_idx < warmup else \
             args.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step_idx - warmup) / max(1, total - warmup))))
         for g in opt.param_groups:
             g["lr"] = lr
-        x, y = batch()
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            logits = model(input_ids=x).logits
-        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1), ignore_index=-100)
+        x, y = batch(pi, gen)
+        loss = loss_of(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -350,45 +430,90 @@ def main():
 
     model.train()
     total_steps = args.steps
+    if not total_steps:
+        # Size the run to --minutes: time forward+backward at each phase's row length on a
+        # separate generator, with no optimizer step (the weights do not change).
+        tgen = torch.Generator(device=device)
+        tgen.manual_seed(12345)
+        per_step = []
+        for pi in range(len(phases)):
+            for i in range(4):
+                if i == 1:
+                    torch.cuda.synchronize()
+                    ts = time.time()
+                loss_of(*batch(pi, tgen)).backward()
+                model.zero_grad(set_to_none=True)
+            torch.cuda.synchronize()
+            per_step.append((time.time() - ts) / 3 * 1.08)  # + optimizer step
+        mean_step = sum(ph["frac"] * s for ph, s in zip(phases, per_step))
+        total_steps = max(200, int(args.minutes * 60 / mean_step))
+        log(f"ms/step per phase {[round(s * 1000) for s in per_step]} -> {total_steps} steps")
+        metrics["timed_ms_per_step"] = [round(s * 1000, 1) for s in per_step]
+    bounds, acc = [], 0.0
+    for ph in phases:
+        acc += ph["frac"]
+        bounds.append(int(round(acc * total_steps)))
+    metrics["phase_end_steps"] = bounds
     losses = []
     t_train = time.time()
-    if not total_steps:  # (--steps runs ignore --minutes)
-        # Size the run to --minutes from the time of steps 20..99 (the warm-up, identical for every
-        # run of >= 1000 steps), so the result equals a run with --steps <the logged count>.
-        for i in range(100):
-            loss = step(i, 1000)
-            if i == 19:
-                torch.cuda.synchronize()
-                t20 = time.time()
-        losses.append(loss.item())
-        torch.cuda.synchronize()
-        per_step = (time.time() - t20) / 80
-        total_steps = max(1000, 100 + int((args.minutes * 60 - (time.time() - t_train)) / per_step))
-        log(f"{per_step * 1000:.0f} ms/step -> {total_steps} steps")
-    for i in range(100 if losses else 0, total_steps):
-        if not args.steps and time.time() - t_train > args.minutes * 60 * 1.25:  # a slowed GPU
-            log(f"stopped at step {i} of {total_steps}: over 1.25 x --minutes")
-            total_steps = i
-            break
-        loss = step(i, total_steps)
-        if i % 100 == 0 or i == total_steps - 1:
-            losses.append(loss.item())
-            log(f"step {i}/{total_steps} loss {losses[-1]:.3f}")
+    for i in range(total_steps):
+        pi = next(j for j, b in enumerate(bounds) if i < b)
+        loss = step(i, total_steps, pi)
+        if i % 100 == 0 or i == total_steps - 1 or i + 1 in bounds:
+            losses.append((i, round(loss.item(), 4)))
+            log(f"step {i}/{total_steps} phase {pi} loss {losses[-1][1]:.4f} ({time.time() - t_train:.0f}s)")
     torch.cuda.synchronize()
     metrics["steps"] = total_steps
     metrics["train_seconds"] = round(time.time() - t_train, 1)
-    metrics["tokens_seen"] = total_steps * args.batch * args.ctx
-    metrics["final_loss"] = losses[-1]
+    metrics["tokens_seen"] = total_steps * args.batch_tokens
+    metrics["loss_curve"] = losses
+    metrics["final_loss"] = losses[-1][1]
+    dump_metrics()
 
-    model = model.to(torch.bfloat16)
-    save_model(model, args, eot, im_end)  # before the evaluations, so that a failure there loses nothing
-    ppl, nll, ntok = heldout_perplexity(model, heldout_stream, min(args.ctx, 2048), device)
+    # transformers' class with these weights: the saved checkpoint, and an independent forward.
+    model.eval()
+    hf = Qwen3ForCausalLM(config).to(device)
+    missing, unexpected = hf.load_state_dict(model.state_dict(), strict=False)
+    metrics["load_missing_unexpected"] = [list(missing), list(unexpected)]
+    if hf.lm_head.weight.data_ptr() != hf.model.embed_tokens.weight.data_ptr():
+        hf.lm_head.weight = hf.model.embed_tokens.weight  # tied, as config.json says
+    hf.eval()
+    hf_bf16 = Qwen3ForCausalLM(config).to(device)
+    hf_bf16.load_state_dict(hf.state_dict())
+    hf_bf16 = hf_bf16.to(torch.bfloat16)
+    save_model(hf_bf16, args, eot, im_end)  # first, so that a failure below loses nothing
+    try:
+        with torch.no_grad():  # parity (f32): plain causal, and a packed row against its parts alone
+            a = torch.tensor(tok.encode(chat_prompt("Start at ab.") + "<think>\nab7 qx:0+7=7").ids,
+                             device=device)
+            b = torch.tensor(tok.encode("It is a truth universally acknowledged, that").ids, device=device)
+            ref = hf(input_ids=a[None]).logits[0]
+            mine = model.logits(model.hidden(a[None]))[0]
+            metrics["parity_vs_transformers_max_abs"] = (ref - mine).abs().max().item()
+            packed_ids = torch.cat([a, torch.tensor([eot], device=device), b])[None]
+            hp = model.logits(model.hidden(packed_ids, eot))[0]
+            alone_b = model.logits(model.hidden(b[None]))[0]
+            metrics["packed_vs_alone_max_abs"] = max((hp[:len(a)] - mine).abs().max().item(),
+                                                     (hp[len(a) + 1:] - alone_b).abs().max().item())
+            metrics["logit_scale_max_abs"] = ref.abs().max().item()
+        log(f"parity: transformers {metrics['parity_vs_transformers_max_abs']:.2e}, packed vs alone "
+            f"{metrics['packed_vs_alone_max_abs']:.2e} (logits up to {metrics['logit_scale_max_abs']:.1f})")
+    except Exception as e:  # report, do not lose the run
+        metrics["parity_error"] = repr(e)
+        log(f"parity check failed: {e!r}")
+    dump_metrics()
+    del model, opt, hf
+    hf = hf_bf16
+    ppl, nll, ntok = heldout_perplexity(hf, heldout_stream, 2048, device)
     metrics["heldout_tokens"] = ntok
     metrics["heldout_perplexity"] = ppl
     metrics["heldout_bits_per_byte"] = nll / math.log(2) / heldout_bytes
     log(f"held-out perplexity {ppl:.2f} over {ntok} tokens, {metrics['heldout_bits_per_byte']:.3f} bits/byte")
+    dump_metrics()
 
-    # The test set equals `synth.py --n NUM_TEST --seed TEST_SEED --id-prefix test- <test ranges>`.
+    # The test set equals `synth.py --task TASK --n NUM_TEST --seed TEST_SEED --id-prefix test-
+    # <test ranges>`: fresh problems (phase i's training pool uses Random(((seed + 1) * 100 + i)
+    # * 1000 + chunk) per chunk of 5,000).
     test_rng, test_args = random.Random(args.test_seed), task_namespace(args, "test")
     test_rows = []
     for i in range(args.num_test):
@@ -398,22 +523,25 @@ def main():
     with open(os.path.join(args.out, "synth_test.jsonl"), "w") as f:
         for r in test_rows:
             f.write(json.dumps(r) + "\n")
-    acc, responses = synth_accuracy(model, tok, test_rows, device, [im_end, eot], eot,
-                                    max_new=args.max_new)
+    acc, responses = synth_accuracy(hf, tok, test_rows, device, [im_end, eot], eot,
+                                    max_new=args.max_new, batch=128)
     metrics["synth_test_accuracy_greedy"] = acc
-    by_len = {}  # accuracy by the number of solution lines (nodes visited, for the walk task)
-    for r, resp in zip(test_rows, responses):
-        lines = r["solution"].count("\n") - 3
-        key = f"{lines // 8 * 8}-{lines // 8 * 8 + 7}"
-        c, n = by_len.get(key, (0, 0))
-        by_len[key] = (c + resp["correct"], n + 1)
-    metrics["synth_test_by_solution_lines"] = {k: f"{c}/{n}" for k, (c, n) in sorted(by_len.items())}
     metrics["synth_test_n"] = len(test_rows)
-    log(f"synthetic test accuracy (greedy, transformers generate): {acc:.3f} on {len(test_rows)}")
+    by_ctx = {}  # accuracy by the reference context (prompt + reference solution tokens)
+    for r, resp in zip(test_rows, responses):
+        n = len(tok.encode(chat_prompt(r["problem"]) + r["solution"]).ids)
+        key = f"{n // 512 * 512}-{n // 512 * 512 + 511}"
+        c, m = by_ctx.get(key, (0, 0))
+        by_ctx[key] = (c + resp["correct"], m + 1)
+    metrics["synth_test_by_context_tokens"] = {k: f"{c}/{m}" for k, (c, m) in
+                                               sorted(by_ctx.items(), key=lambda kv: int(kv[0].split("-")[0]))}
+    if args.task == "trail":
+        metrics["trail_line_diagnostics"] = trail_diagnostics(test_rows, responses)
+    log(f"synthetic test accuracy (greedy, transformers generate): {acc:.3f} on {len(test_rows)}; "
+        f"by context {metrics['synth_test_by_context_tokens']}; {metrics.get('trail_line_diagnostics')}")
     with open(os.path.join(args.out, "samples.jsonl"), "w") as f:
         for r in responses:
             f.write(json.dumps({"id": r["id"], "text": r["text"]}, ensure_ascii=False) + "\n")
-
     metrics["total_seconds"] = round(time.time() - t0, 1)
 
     try:  # the saved tokenizer and template as transformers sees them
@@ -425,9 +553,8 @@ def main():
         metrics["hf_tokenizer_matches"] = hf_tok.encode(sample) == tok.encode(sample).ids
     except Exception as e:  # report, do not lose the run
         metrics["hf_tokenizer_error"] = repr(e)
-    with open(os.path.join(args.out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
-    log(json.dumps({k: v for k, v in metrics.items() if k != "args"}))
+    dump_metrics()
+    log(json.dumps({k: v for k, v in metrics.items() if k not in ("args", "loss_curve")}))
 
 
 if __name__ == "__main__":
