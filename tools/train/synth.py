@@ -6,10 +6,12 @@ walk (default): a shuffled list of N lines `* ab = 7, next qx` forms one linked 
 node (`* ab = 7, next qx, sum 3 + 7 = 0`), so every step must look up a line of the prompt, far
 back, and keeps a running sum modulo --modulus, the answer. Difficulty: --min/--max-nodes (prompt
 length: what a compressed cache must keep), --min/--max-steps (trace length and error chaining).
-trail: the walk in a compact form built for look-ups: each prompt line `ab7 qx` is name, value
-and next name, each one token (a line-start name, a digit, a space-prefixed name), so the value
-and the next name directly follow the name a step copies; the solution writes one line per node
-(`ab7 qx:3+7=0`: the prompt line, then the running sum). Same knobs as walk.
+trail: the walk in a compact form built for look-ups: each prompt line `ab qx7` is name, next
+name and value, each one token (a line-start name, a space-prefixed name, a digit). Every name is
+defined on one line and pointed to from one line, so each look-up copies the token that follows a
+token seen once before (the plain induction pattern): after `ab` the solution copies ` qx`, after
+` qx` the value `7`. The solution writes one line per node (`ab qx7:3+7=0`: the prompt line, then
+the running sum). Same knobs as walk.
 chain (session 1's task, what models/hardkv-tiny learnt): modulo assignments `ab = cd + 7` written
 out step by step, then one variable recalled from the trace.
 
@@ -133,23 +135,25 @@ def make_walk_problem(rng, num_nodes, num_steps, modulus):
 
 
 def make_trail_problem(rng, num_nodes, num_steps, modulus):
-    """The trail task: the walk of make_walk_problem with prompt lines `ab7 qx` and solution lines
-    `ab7 qx:3+7=0` (one token per name and digit in hardkv-tiny's tokenizer)."""
+    """The trail task: the walk of make_walk_problem with prompt lines `ab qx7` (name, next name,
+    value) and solution lines `ab qx7:3+7=0` (one token per name and digit in hardkv-tiny's
+    tokenizer)."""
     names = var_names(num_nodes, rng)  # names[i] points to names[i + 1]; the last to "end"
     values = [rng.randrange(modulus) for _ in names]
     nexts = names[1:] + ["end"]
     order = list(range(num_nodes))
     rng.shuffle(order)
     start = num_nodes - num_steps
-    lines = [f"{names[i]}{values[i]} {nexts[i]}" for i in order]
+    lines = [f"{names[i]} {nexts[i]}{values[i]}" for i in order]
     problem = (
-        "Each line gives a name, its value and the next name. Start at the given name, follow "
-        f"the next names until you reach end, and add up the values of the names you visit, "
-        f"modulo {modulus}.\n" + "\n".join(lines) + f"\nStart at {names[start]}. What is the sum?")
+        "Each line gives a name, the next name and the value of the first name. Start at the "
+        "given name, follow the next names until you reach end, and add up the values of the "
+        f"names you visit, modulo {modulus}.\n" + "\n".join(lines) +
+        f"\nStart at {names[start]}. What is the sum?")
     steps, total = [], 0
     for i in range(start, num_nodes):
         new = (total + values[i]) % modulus
-        steps.append(f"{names[i]}{values[i]} {nexts[i]}:{total}+{values[i]}={new}")
+        steps.append(f"{names[i]} {nexts[i]}{values[i]}:{total}+{values[i]}={new}")
         total = new
     solution = ("<think>\n" + "\n".join(steps) + "\n</think>\n\n"
                 f"The sum is \\boxed{{{total}}}.")

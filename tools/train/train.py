@@ -102,7 +102,7 @@ def phase_namespace(args, ph):
     return ns
 
 
-TRAIL_LINE = re.compile(r"^([a-z]{2})(\d) ([a-z]+):(\d)\+(\d)=(\d)$")
+TRAIL_LINE = re.compile(r"^([a-z]{2}) ([a-z]+)(\d):(\d)\+(\d)=(\d)$")
 
 
 def trail_diagnostics(rows, responses):
@@ -113,16 +113,16 @@ def trail_diagnostics(rows, responses):
     for r, resp in zip(rows, responses):
         table = {}
         for line in r["problem"].split("\n"):
-            m = re.match(r"^([a-z]{2})(\d) ([a-z]+)$", line)
+            m = re.match(r"^([a-z]{2}) ([a-z]+)(\d)$", line)
             if m:
-                table[m.group(1)] = (int(m.group(2)), m.group(3))
+                table[m.group(1)] = (int(m.group(3)), m.group(2))
         prev_next = None
         body = resp["text"].split("</think>")[0]
         for line in body.split("\n"):
             m = TRAIL_LINE.match(line.strip())
             if not m:
                 continue
-            name, val, nxt, a, b, s_ = m.group(1), int(m.group(2)), m.group(3), *map(int, m.groups()[3:])
+            name, nxt, val, a, b, s_ = m.group(1), m.group(2), int(m.group(3)), *map(int, m.groups()[3:])
             c["lines"] += 1
             c["follows"] += prev_next is None or name == prev_next
             if name in table:
@@ -291,14 +291,16 @@ def main():
     p.add_argument("--kv-heads", type=int, default=4)
     p.add_argument("--head-dim", type=int, default=32)
     p.add_argument("--max-positions", type=int, default=4096)
-    p.add_argument("--rope-theta", type=float, default=10000.0)
+    p.add_argument("--rope-theta", type=float, default=1e6,
+                   help="Qwen3's value: with head_dim 32, theta 1e4 leaves few rotary pairs slow "
+                        "enough to match content 1-2k tokens apart")
     p.add_argument("--batch-tokens", type=int, default=65536, help="tokens per step (rows x ctx)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--minutes", type=float, default=5.0, help="training time (sets --steps)")
     p.add_argument("--steps", type=int, default=0, help="fixed step count (overrides --minutes)")
     p.add_argument("--text-frac", type=float, default=0.15, help="share of rows that are text")
     p.add_argument("--task", choices=["walk", "trail", "chain"], default="trail", help="synth.py task")
-    p.add_argument("--phases", default="0.2:512:4-24:1-24:80000,0.3:1024:4-96:1-48:60000,"
+    p.add_argument("--phases", default="0.25:512:2-12:1-12:100000,0.25:1024:4-64:1-48:60000,"
                                        "0.5:2048:4-256:1-64:60000",
                    help="curriculum, FRAC:CTX:MINN-MAXN:MINK-MAXK:COUNT,... (parse_phases)")
     for key, default in zip(("min-nodes", "max-nodes", "min-steps", "max-steps", "min-vars",
@@ -359,6 +361,10 @@ def main():
         ph["packed_rows"] = len(tk)
         ph["label_tokens"] = int((lb != -100).sum())
     del phase_rows
+    probes = []  # per phase: 8 packed rows of 200 problems never trained on (teacher-forced accuracy)
+    for i, ph in enumerate(phases):
+        tk, lb = pack_synth(tok, synth_rows(200, 777 + i, phase_namespace(args, ph)), ph["ctx"], eot)
+        probes.append((tk[:8, :-1].to(device), lb[:8, 1:].to(device)))
     log(f"text {len(text_stream)} tokens, held-out {len(heldout_stream)} tokens, packed rows per "
         f"phase {[ph['packed_rows'] for ph in phases]} ({time.time() - t0:.0f}s)")
 
@@ -454,19 +460,34 @@ def main():
         acc += ph["frac"]
         bounds.append(int(round(acc * total_steps)))
     metrics["phase_end_steps"] = bounds
-    losses = []
+    @torch.no_grad()
+    def probe_accuracy():
+        out = []
+        for x, y in probes:
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                keep = y != -100
+                pred = model.logits(model.hidden(x, eot)[keep]).argmax(-1)
+            out.append(round((pred == y[keep]).float().mean().item(), 4))
+        return out
+
+    losses, probe_curve = [], []
     t_train = time.time()
     for i in range(total_steps):
         pi = next(j for j, b in enumerate(bounds) if i < b)
         loss = step(i, total_steps, pi)
         if i % 100 == 0 or i == total_steps - 1 or i + 1 in bounds:
             losses.append((i, round(loss.item(), 4)))
-            log(f"step {i}/{total_steps} phase {pi} loss {losses[-1][1]:.4f} ({time.time() - t_train:.0f}s)")
+            probe = probe_accuracy() if i % 200 == 0 or i == total_steps - 1 else None
+            if probe:
+                probe_curve.append((i, probe))
+            log(f"step {i}/{total_steps} phase {pi} loss {losses[-1][1]:.4f} "
+                f"({time.time() - t_train:.0f}s){f' probe acc {probe}' if probe else ''}")
     torch.cuda.synchronize()
     metrics["steps"] = total_steps
     metrics["train_seconds"] = round(time.time() - t_train, 1)
     metrics["tokens_seen"] = total_steps * args.batch_tokens
     metrics["loss_curve"] = losses
+    metrics["probe_teacher_forced_accuracy"] = probe_curve
     metrics["final_loss"] = losses[-1][1]
     dump_metrics()
 
@@ -484,7 +505,7 @@ def main():
     save_model(hf_bf16, args, eot, im_end)  # first, so that a failure below loses nothing
     try:
         with torch.no_grad():  # parity (f32): plain causal, and a packed row against its parts alone
-            a = torch.tensor(tok.encode(chat_prompt("Start at ab.") + "<think>\nab7 qx:0+7=7").ids,
+            a = torch.tensor(tok.encode(chat_prompt("Start at ab.") + "<think>\nab qx7:0+7=7").ids,
                              device=device)
             b = torch.tensor(tok.encode("It is a truth universally acknowledged, that").ids, device=device)
             ref = hf(input_ids=a[None]).logits[0]
@@ -554,7 +575,7 @@ def main():
     except Exception as e:  # report, do not lose the run
         metrics["hf_tokenizer_error"] = repr(e)
     dump_metrics()
-    log(json.dumps({k: v for k, v in metrics.items() if k not in ("args", "loss_curve")}))
+    log(json.dumps({k: v for k, v in metrics.items() if k not in ("args", "loss_curve", "probe_teacher_forced_accuracy")}))
 
 
 if __name__ == "__main__":
