@@ -1,11 +1,15 @@
-// DeviceTiers: HARD-KV on a device backend. The host HeadwiseKV stays the source of truth for
-// the tiers' layout and selection (the CPU reference code); this class keeps a device copy of its
-// condensed head-page pools (act dtype, re-uploading only pages written since the last sync),
-// uploads each step's tiered-attention metadata, runs the device tiered attention per layer, and
-// copies a sequence's dense blocks to the host for a compression event.
+// DeviceTiers: HARD-KV on a device backend. The host HeadwiseKV keeps the tiers' layout (positions,
+// pages, masks: a cache with store_data = false) and makes every decision; this class holds the
+// data on the device — the condensed head-page pools (act dtype) and an observation ring of the
+// last obs_window post-RoPE queries per (sequence, layer) — and runs the device work: the step's
+// ring writes and tiered attention per layer, the scoring of compression events (true attention
+// over the candidates, every due sequence of a layer in one launch), and the K/V moves of applied
+// events (rewrites in place, appends from the dense cache).
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/backend.h"
@@ -17,33 +21,49 @@ namespace hardkv {
 
 class DeviceTiers {
  public:
-  // Allocates [num_pages, page_size, 1, head_dim] K and V pools per layer on `backend`.
-  DeviceTiers(Backend& backend, const kv::HeadwiseKVConfig& config);
+  // Allocates [num_pages, page_size, 1, head_dim] K and V pools per layer and a ring of
+  // obs_window rows for max_seqs sequences per layer ([max_seqs * obs_window, Hq * head_dim]).
+  DeviceTiers(Backend& backend, const kv::HeadwiseKVConfig& config, int max_seqs);
 
   Backend& backend() const { return *be_; }
-  // Uploads every page of `kv` written since the last sync (all layers).
-  void sync_pages(kv::HeadwiseKV& kv);
-  // The step's metadata into backend scratch (valid until the backend's release_scratch()).
-  void begin_step(const kv::TieredAttentionMeta& meta);
-  // One layer: q, out act [num_tokens, Hq, D] on the device; the layer's dense caches.
+  // Ring bytes of one such DeviceTiers (for memory planning).
+  static int64_t ring_bytes(const kv::HeadwiseKVConfig& config, int max_seqs, DType act);
+
+  // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): its
+  // tiered-attention metadata and ring rows into backend scratch (valid until release_scratch()).
+  // Assigns a ring slot to a sequence seen for the first time (kOutOfMemory when none is free).
+  void begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
+                  std::span<const int32_t> query_indptr, const kv::TieredAttentionMeta& meta);
+  // One layer: q act [num_tokens, Hq, D] into the ring, then attention over the tiers -> out.
   void attend(int layer_idx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
               float scale, Tensor& out);
+  // A finished sequence gives its ring slot back.
+  void release_sequence(int64_t seq_id);
 
-  // Host fp32 copies of a sequence's dense blocks, every layer, and the view over them.
-  struct DenseCopy {
-    std::vector<std::vector<float>> k, v;  // [num_layers][blocks, block_size, Hkv, D]
-    kv::DenseKVView view;
-  };
-  DenseCopy copy_dense(const kv::SequenceKV& seq, const KVCache& cache);
+  // Scoring of one event per listed sequence (all of a layer in one launch): per sequence, the
+  // true attention of every (layer, kv-head)'s candidates in kv::event_candidates order, and
+  // their keys when with_keys. Reads the ring, the head-page pools and the dense cache.
+  std::vector<kv::PrecomputedScores> score_events(const kv::HeadwiseKV& kv,
+                                                  std::span<const int64_t> seq_ids,
+                                                  const KVCache& cache, int sinks, int window,
+                                                  bool with_keys);
+  // The K/V moves of one applied event (kv::CompressionEventResult::moves).
+  void apply_moves(const std::vector<kv::LayerMoves>& moves, const KVCache& cache);
 
  private:
   Backend* be_;
   kv::HeadwiseKVConfig config_;
+  int max_seqs_;
   std::vector<Tensor> page_k_, page_v_;  // [num_layers] act [num_pages, P, 1, D]
+  std::vector<Tensor> ring_;             // [num_layers] act [max_seqs * obs_window, Hq * D]
+  std::unordered_map<int64_t, int> slot_of_;
+  std::vector<int> free_slots_;
   // The step's metadata on the device (scratch).
   const kv::TieredAttentionMeta* meta_ = nullptr;
   Tensor query_indptr_, dense_block_indptr_, dense_block_indices_, dense_start_, dense_len_;
   Tensor page_indptr_, page_indices_, cond_len_, mask_indptr_, mask_words_;
+  Tensor ring_src_, ring_dst_;  // the step's query rows -> ring rows
+  int ring_rows_ = 0;
 };
 
 }  // namespace hardkv

@@ -2,6 +2,7 @@
 #include "engine/hard_kv_space.h"
 
 #include <algorithm>
+#include <chrono>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -16,6 +17,8 @@ class HardKVSpace::Hook : public AttentionHook {
  public:
   Hook(kv::HeadwiseKV& kv, DeviceTiers* tiers) : kv_(&kv), tiers_(tiers) {}
   const kv::TieredAttentionMeta& meta() const { return meta_; }
+  const std::vector<int64_t>& seq_ids() const { return seq_ids_; }
+  const std::vector<int32_t>& query_indptr() const { return query_indptr_; }
   void set_step(std::vector<int64_t> seq_ids, std::vector<int32_t> query_indptr,
                 kv::TieredAttentionMeta meta) {
     seq_ids_ = std::move(seq_ids);
@@ -24,12 +27,8 @@ class HardKVSpace::Hook : public AttentionHook {
   }
   void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
               const AttentionMeta& /*paged meta: unused*/, float scale, Tensor& out) override {
-    if (tiers_) {
-      // The observation ring lives on the host: the step's queries come down (small at decode).
-      const Tensor host = backend_download(q);
-      std::vector<float> qf(static_cast<size_t>(host.numel()));
-      convert_to_f32(host.data(), host.dtype(), qf.data(), qf.size());
-      kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, qf.data());
+    if (tiers_) {  // the rows go to the device ring; the host counts them
+      kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, nullptr);
       tiers_->attend(layer_idx, q, k_cache, v_cache, scale, out);
       return;
     }
@@ -42,7 +41,6 @@ class HardKVSpace::Hook : public AttentionHook {
   }
 
  private:
-  Tensor backend_download(const Tensor& t) const { return tiers_->backend().download(t); }
   kv::HeadwiseKV* kv_;
   DeviceTiers* tiers_;
   std::vector<int64_t> seq_ids_;
@@ -51,7 +49,8 @@ class HardKVSpace::Hook : public AttentionHook {
 };
 
 HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config,
-                         int num_blocks, int block_size, int num_pages_per_layer, Backend* device)
+                         int num_blocks, int block_size, int num_pages_per_layer, Backend* device,
+                         int max_num_seqs)
     : pool_(std::make_unique<kv::DenseBlockPool>(num_blocks, block_size)),
       compressor_(config, static_cast<int>(model.num_layers)),
       selection_(static_cast<int>(model.num_layers), static_cast<int>(model.num_kv_heads)),
@@ -66,8 +65,9 @@ HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionCo
   kc.obs_window = config.obs_window;
   const bool on_device = device != nullptr && device->device() != Device::kCPU;
   kc.kv_elem_bytes = on_device ? static_cast<int>(dtype_size(device->act_dtype())) : 4;
+  kc.store_data = !on_device;  // device: the host keeps the layout, the data lives there
   kv_ = std::make_unique<kv::HeadwiseKV>(kc, *pool_);
-  if (on_device) tiers_ = std::make_unique<DeviceTiers>(*device, kc);
+  if (on_device) tiers_ = std::make_unique<DeviceTiers>(*device, kc, max_num_seqs);
   hook_ = std::make_unique<Hook>(*kv_, tiers_.get());
 }
 
@@ -106,6 +106,7 @@ void HardKVSpace::grow(Sequence& seq, int num_new) {
 
 void HardKVSpace::release(Sequence& seq) {
   kv_->free_sequence(seq.seq_id);
+  if (tiers_) tiers_->release_sequence(seq.seq_id);
   live_ids_.erase(seq.seq_id);
   seq.num_computed_tokens = 0;
   seq.num_cached_tokens = 0;
@@ -138,10 +139,7 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
   }
   kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens);
   hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta));
-  if (tiers_) {
-    tiers_->sync_pages(*kv_);  // pages written by the last compression events
-    tiers_->begin_step(hook_->meta());
-  }
+  if (tiers_) tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta());
   return b;
 }
 
@@ -155,30 +153,49 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
       host_view.v.push_back(cache.v[l].data_as<const float>());
     }
   }
+  std::vector<int64_t> due;
   for (const ScheduledSeq& s : out.seqs) {
     const Sequence& seq = *s.seq;
     if (seq.is_finished() || !kv_->has_sequence(seq.seq_id)) continue;
     if (seq.num_computed_tokens < seq.num_prompt_tokens) continue;  // mid chunked prefill
     if (!kv_->due_for_compression(seq.seq_id, cc.budget, cc.interval)) continue;
-    // Device backend: host copies of this sequence's dense blocks.
-    DeviceTiers::DenseCopy copy;
-    if (tiers_) copy = tiers_->copy_dense(kv_->sequence(seq.seq_id), cache);
-    const kv::DenseKVView& view = tiers_ ? copy.view : host_view;
+    due.push_back(seq.seq_id);
+  }
+  // Device backend: every due sequence scored on the device at once, before any event changes
+  // the layout (an event touches only its own sequence's candidates).
+  using Clock = std::chrono::steady_clock;
+  std::vector<kv::PrecomputedScores> scores;
+  if (tiers_ && !due.empty()) {
+    const Clock::time_point t0 = Clock::now();
+    scores = tiers_->score_events(*kv_, due, cache, cc.sinks, cc.window,
+                                  compressor_.strategy().needs_keys());
+    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    totals_.device_score_seconds += dt;
+    totals_.select_seconds += dt;
+  }
+  for (size_t i = 0; i < due.size(); ++i) {
+    const int64_t seq_id = due[i];
+    kv::CompressionEventOptions opt;
+    if (tiers_) opt.precomputed = &scores[i];
     kv::CompressionEventResult r;
     try {
-      r = kv::run_compression_event(*kv_, seq.seq_id, view, compressor_);
+      r = kv::run_compression_event(*kv_, seq_id, host_view, compressor_, opt);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kOutOfMemory) throw;
       ++totals_.pressure_retries;
       try {
-        kv::CompressionEventOptions opt;
         opt.memory_pressure = true;
-        r = kv::run_compression_event(*kv_, seq.seq_id, view, compressor_, opt);
+        r = kv::run_compression_event(*kv_, seq_id, host_view, compressor_, opt);
       } catch (const Error& e2) {
         if (e2.kind() != ErrorKind::kOutOfMemory) throw;
         ++totals_.failed;  // the sequence keeps its dense tier; retried after the next step
         continue;
       }
+    }
+    if (tiers_) {
+      const Clock::time_point t0 = Clock::now();
+      tiers_->apply_moves(r.moves, cache);
+      r.apply_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     }
     ++totals_.events;
     totals_.candidates += r.num_candidates;
@@ -227,6 +244,7 @@ std::string HardKVSpace::stats_json() const {
                  {"pages_freed", t.pages_freed},
                  {"dense_blocks_freed", t.dense_blocks_freed},
                  {"select_seconds", t.select_seconds},
+                 {"device_score_seconds", t.device_score_seconds},
                  {"apply_seconds", t.apply_seconds}};
   nlohmann::json mem;
   std::vector<int64_t> step, nseq, dense, cond, sparse, total, equiv;

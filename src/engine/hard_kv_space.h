@@ -33,8 +33,9 @@ struct HardKVEventTotals {
   int64_t rewrites = 0;
   int64_t pages_freed = 0;
   int64_t dense_blocks_freed = 0;
-  double select_seconds = 0;  // scoring + allocation (and gathering candidates)
-  double apply_seconds = 0;   // masks, rewrites, appends
+  double select_seconds = 0;        // scoring + allocation (and gathering candidates)
+  double apply_seconds = 0;         // masks, rewrites, appends
+  double device_score_seconds = 0;  // device backends: scoring on the device (inside select)
 };
 
 // One sample of the memory time series (after an engine step).
@@ -51,10 +52,12 @@ class HardKVSpace : public KVSpace {
  public:
   // num_blocks x block_size: the engine's dense pool (KVCache block ids); num_pages_per_layer:
   // head-pages of each layer's condensed pool. `config` must be valid. `device`: the model's
-  // backend when it is not the CPU (the condensed pools get a device copy, attention runs there);
-  // null or a CPU backend = everything on the host.
+  // backend when it is not the CPU (the K/V data, observation ring, attention, scoring and moves
+  // live there; the host keeps the layout); null or a CPU backend = everything on the host.
+  // max_num_seqs: live sequences at most (the device observation ring's slots).
   HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config, int num_blocks,
-              int block_size, int num_pages_per_layer, Backend* device = nullptr);
+              int block_size, int num_pages_per_layer, Backend* device = nullptr,
+              int max_num_seqs = 256);
   ~HardKVSpace() override;
 
   // --- KVSpace: reserves exactly the scheduled tokens in the dense tier; no prefix cache ------

@@ -55,11 +55,28 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     const int64_t tokens_per_head = int64_t{limits_.num_kv_blocks} * limits_.block_size;
     const int64_t auto_pages =
         (tokens_per_head + cc.page_size - 1) / cc.page_size * mc.num_kv_heads;
-    const int pages = config_.num_head_pages > 0
-                          ? config_.num_head_pages
-                          : static_cast<int>(std::min<int64_t>(auto_pages, int64_t{1} << 30));
+    int64_t pages = config_.num_head_pages > 0 ? config_.num_head_pages
+                                               : std::min<int64_t>(auto_pages, int64_t{1} << 30);
+    if (backend_->device() != Device::kCPU && config_.num_head_pages <= 0) {
+      // The device observation ring comes out of the condensed tier's half.
+      kv::HeadwiseKVConfig ring;
+      ring.num_layers = static_cast<int>(mc.num_layers);
+      ring.num_q_heads = static_cast<int>(mc.num_heads);
+      ring.head_dim = static_cast<int>(mc.head_dim);
+      ring.obs_window = cc.obs_window;
+      const int64_t act = static_cast<int64_t>(dtype_size(backend_->act_dtype()));
+      const int64_t page_bytes = int64_t{mc.num_layers} * cc.page_size * mc.head_dim * 2 * act;
+      const int64_t ring_bytes =
+          DeviceTiers::ring_bytes(ring, config_.max_num_seqs, backend_->act_dtype());
+      HARDKV_CHECK(pages * page_bytes > 2 * ring_bytes, kOutOfMemory,
+                   "HARD-KV: the observation ring for {} sequences ({} MiB) leaves too little of "
+                   "the condensed tier ({} MiB); lower --max-num-seqs or --obs-window",
+                   config_.max_num_seqs, ring_bytes >> 20, (pages * page_bytes) >> 20);
+      pages -= (ring_bytes + page_bytes - 1) / page_bytes;
+    }
     hard_kv_ = std::make_unique<HardKVSpace>(mc, cc, limits_.num_kv_blocks, limits_.block_size,
-                                             pages, backend_.get());
+                                             static_cast<int>(pages), backend_.get(),
+                                             config_.max_num_seqs);
     space = hard_kv_.get();
   } else {
     block_manager_ = std::make_unique<BlockManager>(limits_.num_kv_blocks, limits_.block_size,
@@ -74,7 +91,8 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
   scheduler_ = std::make_unique<Scheduler>(sc, *space);
   ModelRunnerOptions ro;
   ro.use_graphs = !config_.enforce_eager;
-  ro.max_graph_batch = std::min(config_.max_graph_batch_size, graph_batch_size(config_.max_num_seqs));
+  ro.max_graph_batch =
+      std::min(config_.max_graph_batch_size, graph_batch_size(config_.max_num_seqs));
   ro.max_kv_len = limits_.max_model_len;
   runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get(), ro);
 }

@@ -34,6 +34,24 @@ struct LayerPlan {
 
 }  // namespace
 
+EventCandidates event_candidates(const HeadwiseKV& kv, int64_t seq_id, int sinks, int window) {
+  const HeadwiseKVConfig& cfg = kv.config();
+  const SequenceKV& s = kv.sequence(seq_id);
+  EventCandidates c;
+  const int window_begin = std::max(0, s.num_tokens - window);
+  c.dense_to = std::max(s.dense_begin, window_begin);  // the dense tier keeps [dense_to, N)
+  c.dense_from = std::min(std::max(s.dense_begin, sinks), c.dense_to);
+  c.cond_begin.resize(static_cast<size_t>(cfg.num_layers) * cfg.num_kv_heads);
+  for (int l = 0; l < cfg.num_layers; ++l) {
+    for (int h = 0; h < cfg.num_kv_heads; ++h) {
+      const std::vector<int32_t>& pos = kv.head(seq_id, l, h).positions;
+      c.cond_begin[static_cast<size_t>(l) * cfg.num_kv_heads + h] =
+          static_cast<int32_t>(std::lower_bound(pos.begin(), pos.end(), sinks) - pos.begin());
+    }
+  }
+  return c;
+}
+
 CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
                                              const DenseKVView& dense,
                                              const compress::Compressor& compressor,
@@ -42,12 +60,25 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   const compress::CompressionConfig& cc = compressor.config();
   const int L = cfg.num_layers, H = cfg.num_kv_heads, D = cfg.head_dim;
   const int group = cfg.num_q_heads / cfg.num_kv_heads;
-  HARDKV_CHECK(static_cast<int>(dense.k.size()) == L && static_cast<int>(dense.v.size()) == L,
-               kInvalidArgument, "dense KV view has {} / {} layers, the cache has {}",
-               dense.k.size(), dense.v.size(), L);
+  const bool has_data = cfg.store_data;
+  const PrecomputedScores* pre = options.precomputed;
+  HARDKV_CHECK(
+      !has_data || (static_cast<int>(dense.k.size()) == L && static_cast<int>(dense.v.size()) == L),
+      kInvalidArgument, "dense KV view has {} / {} layers, the cache has {}", dense.k.size(),
+      dense.v.size(), L);
+  HARDKV_CHECK(has_data || pre != nullptr, kInvalidArgument,
+               "a cache that stores no K/V data needs precomputed scores for its events");
+  const bool needs_keys = compressor.strategy().needs_keys();
+  if (pre != nullptr) {
+    HARDKV_CHECK(static_cast<int>(pre->attn.size()) == L * H &&
+                     (!needs_keys || static_cast<int>(pre->keys.size()) == L * H),
+                 kInvalidArgument,
+                 "precomputed scores cover {} attention / {} key segments, the event needs {}",
+                 pre->attn.size(), pre->keys.size(), L * H);
+  }
   const SequenceKV& s = kv.sequence(seq_id);
-  const int window_begin = std::max(0, s.num_tokens - cc.window);
-  const int move_end = std::max(s.dense_begin, window_begin);  // dense tier keeps [move_end, N)
+  const EventCandidates cand = event_candidates(kv, seq_id, cc.sinks, cc.window);
+  const int move_end = cand.dense_to;  // the dense tier keeps [move_end, N)
   const int64_t kv_row = static_cast<int64_t>(H) * D;
   auto dense_row = [&](const float* base, int pos, int h) {
     int64_t slot = kv.dense_slot(seq_id, pos);
@@ -73,39 +104,57 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
                  seq_id, l);
   }
   result.layers.resize(L);
+  if (!has_data) result.moves.resize(L);
   std::vector<int64_t> layer_candidates(L, 0), layer_dropped(L, 0);
   auto select_layer = [&](int l) {
     const int num_obs = s.obs.count(l);
-    std::vector<float> q_obs(static_cast<size_t>(H) * num_obs * group * D);
+    std::vector<float> q_obs(pre == nullptr ? static_cast<size_t>(H) * num_obs * group * D : 0);
     std::vector<std::vector<float>> keys(H);
     std::vector<std::vector<int32_t>> positions(H);
     std::vector<std::vector<int>> source(H);  // stored index, or -1 - dense position
     std::vector<std::vector<float>> acc(H);   // h2o state of each candidate (0 when new)
     std::vector<compress::HeadInput> inputs(H);
     const HeadPagePool& pool = kv.page_pool(l);
+    const bool host_keys = pre == nullptr;  // else the precomputed keys, if any are needed
     for (int h = 0; h < H; ++h) {
+      const int segment = l * H + h;
       float* qh = q_obs.data() + static_cast<size_t>(h) * num_obs * group * D;
-      s.obs.gather_group(l, h, group, qh);
+      if (pre == nullptr) s.obs.gather_group(l, h, group, qh);
       const HeadPages& hp = kv.head(seq_id, l, h);
       const int P = cfg.page_size;
-      for (int i = 0; i < hp.num_stored(); ++i) {
-        if (hp.positions[i] < cc.sinks) continue;
-        const float* k = pool.k_row(hp.pages[i / P], i % P);
-        keys[h].insert(keys[h].end(), k, k + D);
+      for (int i = cand.cond_begin[segment]; i < hp.num_stored(); ++i) {
+        if (host_keys) {
+          const float* k = pool.k_row(hp.pages[i / P], i % P);
+          keys[h].insert(keys[h].end(), k, k + D);
+        }
         positions[h].push_back(hp.positions[i]);
         source[h].push_back(i);
         acc[h].push_back(hp.accumulated[i]);
       }
-      for (int p = std::max(s.dense_begin, cc.sinks); p < move_end; ++p) {
-        const float* k = dense_row(dense.k[l], p, h);
-        keys[h].insert(keys[h].end(), k, k + D);
+      for (int p = cand.dense_from; p < move_end; ++p) {
+        if (host_keys) {
+          const float* k = dense_row(dense.k[l], p, h);
+          keys[h].insert(keys[h].end(), k, k + D);
+        }
         positions[h].push_back(p);
         source[h].push_back(-1 - p);
         acc[h].push_back(0.0f);
       }
       compress::HeadInput& in = inputs[h];
-      in.q_obs = qh;
-      in.keys = keys[h].data();
+      const size_t n = positions[h].size();
+      if (pre != nullptr) {
+        HARDKV_CHECK(
+            pre->attn[segment].size() == n && (!needs_keys || pre->keys[segment].size() == n * D),
+            kInvalidArgument,
+            "sequence {} layer {} kv-head {}: {} candidates, precomputed {} attention "
+            "values / {} key floats",
+            seq_id, l, h, n, pre->attn[segment].size(), needs_keys ? pre->keys[segment].size() : 0);
+        in.true_attn = pre->attn[segment].data();
+        if (needs_keys) in.keys = pre->keys[segment].data();
+      } else {
+        in.q_obs = qh;
+        in.keys = keys[h].data();
+      }
       in.positions = positions[h].data();
       in.accumulated = acc[h].data();
       in.num_obs = num_obs;
@@ -208,7 +257,20 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
         kv.set_accumulated(seq_id, l, h, static_cast<int>(i), hplan.stored_acc[i]);
       }
       if (hplan.rewrite) {
-        result.pages_freed += kv.rewrite_head(seq_id, l, h);
+        if (has_data) {
+          result.pages_freed += kv.rewrite_head(seq_id, l, h);
+        } else {
+          HeadRewriteMoves m;
+          m.kv_head = h;
+          m.pages = kv.head(seq_id, l, h).pages;
+          std::vector<std::pair<int32_t, int32_t>> moves;
+          result.pages_freed += kv.rewrite_head(seq_id, l, h, &moves);
+          for (const auto& [src, dst] : moves) {
+            m.src.push_back(src);
+            m.dst.push_back(dst);
+          }
+          if (!m.src.empty()) result.moves[l].rewrites.push_back(std::move(m));
+        }
         ++result.num_rewrites;
       }
     }
@@ -216,9 +278,15 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       const HeadPlan& hplan = plans[l].heads[h];
       for (size_t a = 0; a < hplan.append.size(); ++a) {
         const int32_t p = hplan.append[a];
-        std::memcpy(k_row.data(), dense_row(dense.k[l], p, h), sizeof(float) * D);
-        std::memcpy(v_row.data(), dense_row(dense.v[l], p, h), sizeof(float) * D);
-        kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data(), hplan.append_acc[a]);
+        if (has_data) {
+          std::memcpy(k_row.data(), dense_row(dense.k[l], p, h), sizeof(float) * D);
+          std::memcpy(v_row.data(), dense_row(dense.v[l], p, h), sizeof(float) * D);
+          kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data(), hplan.append_acc[a]);
+        } else {
+          const int32_t row =
+              kv.append_condensed(seq_id, l, h, p, nullptr, nullptr, hplan.append_acc[a]);
+          result.moves[l].appends.push_back({h, kv.dense_slot(seq_id, p), row});
+        }
         ++result.tokens_appended;
       }
     }

@@ -18,14 +18,57 @@ namespace hardkv::kv {
 struct DenseKVView {
   std::vector<const float*>
       k;  // [num_layers] each [num_blocks or copied blocks, block_size, num_kv_heads, head_dim]
-  std::vector<const float*> v;  // [num_layers] same
+  std::vector<const float*> v;       // [num_layers] same
   std::vector<int32_t> block_remap;  // empty = the whole cache
   int block_size = 0;                // with block_remap
+};
+
+// Which tokens an event scores for one sequence: per (layer, kv-head) the stored condensed tokens
+// [cond_begin, num_stored) (positions below `sinks` are a prefix of the stored tokens and never
+// scored), then the dense-tier positions [dense_from, dense_to), the same for every head. The
+// dense tier keeps [dense_to, num_tokens) (the window) after the event.
+struct EventCandidates {
+  int dense_from = 0;
+  int dense_to = 0;
+  std::vector<int32_t> cond_begin;  // [num_layers * num_kv_heads]
+  int num_candidates(const HeadPages& hp, int segment) const {
+    return hp.num_stored() - cond_begin[segment] + (dense_to - dense_from);
+  }
+};
+EventCandidates event_candidates(const HeadwiseKV& kv, int64_t seq_id, int sinks, int window);
+
+// Scoring inputs computed elsewhere (a device), per segment l * num_kv_heads + h, over its
+// candidates in EventCandidates order.
+struct PrecomputedScores {
+  std::vector<std::vector<float>> attn;  // [L * H][num_candidates] the true attention
+  std::vector<std::vector<float>> keys;  // [L * H][num_candidates * head_dim], strategies that
+                                         //   need_keys() only (else empty)
 };
 
 struct CompressionEventOptions {
   // Memory pressure: rewrite every head that has masked tokens (frees their pages now).
   bool memory_pressure = false;
+  // Set: the strategy scores from these instead of the observation queries and host keys
+  // (required when the cache stores no data).
+  const PrecomputedScores* precomputed = nullptr;
+};
+
+// The K/V copies that applying an event needs on a device copy of the tiers (recorded when the
+// cache stores no data; the host has done the layout). Per layer, in this order: every rewrite
+// (within a head's pages as they were before it), then every append (dense slot -> pool row).
+struct HeadRewriteMoves {
+  int kv_head = 0;
+  std::vector<int32_t> pages;     // the head's pages before the rewrite
+  std::vector<int32_t> src, dst;  // stored token indices, src > dst, both increasing
+};
+struct AppendRow {
+  int kv_head = 0;
+  int32_t dense_slot = 0;  // block * block_size + offset in the dense cache
+  int32_t pool_row = 0;    // page * page_size + offset in the layer's head-page pool
+};
+struct LayerMoves {
+  std::vector<HeadRewriteMoves> rewrites;
+  std::vector<AppendRow> appends;
 };
 
 struct CompressionEventResult {
@@ -38,6 +81,7 @@ struct CompressionEventResult {
   int64_t num_rewrites = 0;     // heads rewritten compactly
   int64_t pages_freed = 0;      // by rewrites
   int64_t dense_blocks_freed = 0;
+  std::vector<LayerMoves> moves;  // [num_layers] when the cache stores no data, else empty
   double select_seconds = 0;  // phase 1: gathering candidates + scoring + allocation (wall time)
   double apply_seconds = 0;   // phases 2-3: page check, masks, rewrites, appends, dense retire
 };
@@ -48,7 +92,8 @@ struct CompressionEventResult {
 // masked share of stored tokens exceeds rewrite_threshold, at every event with
 // rewrite_every_time, or under memory pressure (options, or when the layer's page pool could not
 // hold the appends otherwise). All-or-nothing: kOutOfMemory before any change when the page pools
-// cannot hold the result even with every masked token rewritten away.
+// cannot hold the result even with every masked token rewritten away. A cache that stores no
+// data needs options.precomputed and takes an empty `dense` view; the result lists the moves.
 CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
                                              const DenseKVView& dense,
                                              const compress::Compressor& compressor,

@@ -5,16 +5,17 @@
 
 namespace hardkv::kv {
 
-HeadPagePool::HeadPagePool(int num_pages, int page_size, int head_dim)
+HeadPagePool::HeadPagePool(int num_pages, int page_size, int head_dim, bool store_data)
     : num_pages_(num_pages), page_size_(page_size), head_dim_(head_dim) {
   HARDKV_CHECK(num_pages >= 1 && page_size >= 1 && head_dim >= 1, kInvalidArgument,
                "head-page pool needs num_pages, page_size, head_dim >= 1 (got {}, {}, {})",
                num_pages, page_size, head_dim);
   const size_t n = static_cast<size_t>(num_pages) * page_size * head_dim;
-  k_.assign(n, 0.0f);
-  v_.assign(n, 0.0f);
+  if (store_data) {
+    k_.assign(n, 0.0f);
+    v_.assign(n, 0.0f);
+  }
   in_use_.assign(num_pages, false);
-  dirty_.assign(num_pages, false);
   for (int32_t p = num_pages - 1; p >= 0; --p) free_.push_back(p);
 }
 
@@ -27,13 +28,6 @@ int32_t HeadPagePool::allocate_page() {
   free_.pop_back();
   in_use_[p] = true;
   return p;
-}
-
-std::vector<int32_t> HeadPagePool::take_dirty_pages() {
-  std::vector<int32_t> out;
-  out.swap(dirty_list_);
-  for (int32_t p : out) dirty_[p] = false;
-  return out;
 }
 
 void HeadPagePool::free_page(int32_t page_id) {

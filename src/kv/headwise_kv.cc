@@ -26,8 +26,8 @@ HeadwiseKV::HeadwiseKV(HeadwiseKVConfig config, DenseBlockAllocator& dense)
     : config_(config), dense_(&dense) {
   config_.validate();
   for (int l = 0; l < config_.num_layers; ++l) {
-    pools_.push_back(
-        std::make_unique<HeadPagePool>(config_.num_pages, config_.page_size, config_.head_dim));
+    pools_.push_back(std::make_unique<HeadPagePool>(config_.num_pages, config_.page_size,
+                                                    config_.head_dim, config_.store_data));
   }
 }
 
@@ -73,8 +73,9 @@ const HeadPages& HeadwiseKV::head(int64_t seq_id, int layer_idx, int kv_head) co
 void HeadwiseKV::add_sequence(int64_t seq_id) {
   HARDKV_CHECK(!has_sequence(seq_id), kInvalidArgument, "sequence {} is already in the cache",
                seq_id);
-  auto s = std::make_unique<SequenceKV>(
-      ObsQueries(config_.num_layers, config_.obs_window, config_.num_q_heads, config_.head_dim));
+  auto s = std::make_unique<SequenceKV>(ObsQueries(config_.num_layers, config_.obs_window,
+                                                   config_.num_q_heads, config_.head_dim,
+                                                   config_.store_data));
   s->heads.resize(static_cast<size_t>(config_.num_layers) * config_.num_kv_heads);
   s->masks = compress::HeadMaskSet(config_.num_layers, config_.num_kv_heads, 0);
   seqs_.emplace(seq_id, std::move(s));
@@ -153,8 +154,8 @@ void HeadwiseKV::retire_dense_before(int64_t seq_id, int new_begin) {
 // --- condensed + sparse tiers
 // ----------------------------------------------------------------------
 
-void HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
-                                  const float* k, const float* v, float accumulated) {
+int32_t HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
+                                     const float* k, const float* v, float accumulated) {
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HARDKV_CHECK(hp.positions.empty() || hp.positions.back() < position, kInternal,
@@ -165,13 +166,18 @@ void HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, in
   HeadPagePool& pool = *pools_[layer_idx];
   if (n % P == 0) hp.pages.push_back(pool.allocate_page());
   const int32_t page = hp.pages[n / P];
-  std::memcpy(pool.k_row(page, n % P), k, sizeof(float) * config_.head_dim);
-  std::memcpy(pool.v_row(page, n % P), v, sizeof(float) * config_.head_dim);
+  if (config_.store_data) {
+    HARDKV_CHECK(k != nullptr && v != nullptr, kInvalidArgument,
+                 "condensed append at position {} without K/V rows", position);
+    std::memcpy(pool.k_row(page, n % P), k, sizeof(float) * config_.head_dim);
+    std::memcpy(pool.v_row(page, n % P), v, sizeof(float) * config_.head_dim);
+  }
   hp.positions.push_back(position);
   hp.accumulated.push_back(accumulated);
   if (s.masks.num_tokens() < n + 1) {  // grow every row geometrically
     s.masks.resize(std::max<int64_t>(n + 1, 2 * s.masks.num_tokens()));
   }
+  return page * P + n % P;
 }
 
 void HeadwiseKV::set_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx,
@@ -205,7 +211,8 @@ bool HeadwiseKV::is_masked(int64_t seq_id, int layer_idx, int kv_head, int store
   return s.masks.test(layer_idx, kv_head, stored_idx);
 }
 
-int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head) {
+int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head,
+                             std::vector<std::pair<int32_t, int32_t>>* moves) {
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HeadPagePool& pool = *pools_[layer_idx];
@@ -215,10 +222,13 @@ int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head) {
   for (int i = 0; i < hp.num_stored(); ++i) {
     if (s.masks.test(layer_idx, kv_head, i)) continue;
     if (w != i) {
-      std::memcpy(pool.k_row(hp.pages[w / P], w % P), pool.k_row(hp.pages[i / P], i % P),
-                  row_bytes);
-      std::memcpy(pool.v_row(hp.pages[w / P], w % P), pool.v_row(hp.pages[i / P], i % P),
-                  row_bytes);
+      if (config_.store_data) {
+        std::memcpy(pool.k_row(hp.pages[w / P], w % P), pool.k_row(hp.pages[i / P], i % P),
+                    row_bytes);
+        std::memcpy(pool.v_row(hp.pages[w / P], w % P), pool.v_row(hp.pages[i / P], i % P),
+                    row_bytes);
+      }
+      if (moves != nullptr) moves->emplace_back(i, w);
       hp.positions[w] = hp.positions[i];
       hp.accumulated[w] = hp.accumulated[i];
     }

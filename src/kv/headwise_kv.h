@@ -29,6 +29,9 @@ struct HeadwiseKVConfig {
   int num_pages = 0;      // head-pages in each layer's pool
   int obs_window = 128;   // observation rows kept per (sequence, layer)
   int kv_elem_bytes = 4;  // bytes of one K or V element, for accounting (fp32 here; 2 for bf16)
+  // false: the host keeps only the layout (positions, pages, masks, observation counts); the K/V
+  // rows and queries live on a device and the caller moves them (kv/compression_event.h's moves).
+  bool store_data = true;
 
   void validate() const;  // kInvalidArgument naming the field
   // K + V bytes of one token of one kv-head.
@@ -112,18 +115,21 @@ class HeadwiseKV {
   const HeadPages& head(int64_t seq_id, int layer_idx, int kv_head) const;
   HeadPagePool& page_pool(int layer_idx) { return *pools_[layer_idx]; }
   const HeadPagePool& page_pool(int layer_idx) const { return *pools_[layer_idx]; }
-  // Appends one token (k, v [head_dim] fp32) at `position` (> every stored position) to the
-  // head's pages; takes a page when the last is full (kOutOfMemory, nothing changed).
-  // `accumulated`: the token's h2o score state.
-  void append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
-                        const float* k, const float* v, float accumulated = 0.0f);
+  // Appends one token (k, v [head_dim] fp32; null without data storage) at `position` (> every
+  // stored position) to the head's pages; takes a page when the last is full (kOutOfMemory,
+  // nothing changed). `accumulated`: the token's h2o score state. Returns the token's pool row
+  // (page * page_size + offset).
+  int32_t append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
+                           const float* k, const float* v, float accumulated = 0.0f);
   void set_accumulated(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, float value);
   void set_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, bool masked);
   bool is_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx) const;
   // Rewrite: compacts the head's unmasked tokens to the front of its pages (order kept), frees
   // the pages past the end and clears its mask row. Attention over the head is unchanged.
-  // Returns the pages freed.
-  int rewrite_head(int64_t seq_id, int layer_idx, int kv_head);
+  // Returns the pages freed. moves (optional): the copies a device copy of the pages must make,
+  // stored index src -> dst (src > dst, both increasing), appended.
+  int rewrite_head(int64_t seq_id, int layer_idx, int kv_head,
+                   std::vector<std::pair<int32_t, int32_t>>* moves = nullptr);
   // Pages the head would hold with num_stored tokens.
   int pages_for(int num_stored) const {
     return (num_stored + config_.page_size - 1) / config_.page_size;

@@ -14,7 +14,8 @@ void push_observations(HeadwiseKV& kv, std::span<const int64_t> seq_ids,
   const int64_t row = static_cast<int64_t>(kv.config().num_q_heads) * kv.config().head_dim;
   for (size_t i = 0; i < seq_ids.size(); ++i) {
     const int n = query_indptr[i + 1] - query_indptr[i];
-    kv.obs_queries(seq_ids[i]).push(layer_idx, q + query_indptr[i] * row, n);
+    kv.obs_queries(seq_ids[i])
+        .push(layer_idx, q == nullptr ? nullptr : q + query_indptr[i] * row, n);
   }
 }
 

@@ -3,7 +3,6 @@
 // the same compression events as the CPU reference engine, holds less KV than dense, scores the
 // forced text close to the CPU engine, and frees everything at the end.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -34,7 +33,8 @@ const std::string& tiny_dir() {
   return dir;
 }
 
-EngineConfig config(const std::string& backend, const std::string& mode, int budget) {
+EngineConfig config(const std::string& backend, const std::string& mode, int budget,
+                    const std::string& strategy = "snapkv", bool rewrite_every_time = false) {
   EngineConfig c;
   c.backend = backend;
   c.max_num_seqs = 8;
@@ -43,7 +43,8 @@ EngineConfig config(const std::string& backend, const std::string& mode, int bud
   c.kv_block_size = 16;
   c.enable_prefix_caching = false;
   c.kv_mode = mode;
-  c.compression.strategy = "snapkv";
+  c.compression.strategy = strategy;
+  c.compression.rewrite_every_time = rewrite_every_time;
   c.compression.allocation = "hard";
   c.compression.budget = budget;
   c.compression.upper_budget = 2 * budget;
@@ -105,29 +106,44 @@ TEST(CudaHardKV, NoEvictionScoresLikeDense) {
   EXPECT_EQ(hard.stats().kv_compression_events, 0);  // no sequence ever exceeds the budget
 }
 
-TEST(CudaHardKV, EvictionMatchesTheCpuEngine) {
-  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: device HARD-KV test skipped";
+void check_eviction(const std::string& strategy, bool rewrite_every_time) {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<SamplingParams> params;
   requests(prompts, params);
-  LLM cpu(tiny_dir(), config("cpu", "hard", 64));
+  LLM cpu(tiny_dir(), config("cpu", "hard", 64, strategy, rewrite_every_time));
   const auto c = cpu.generate(prompts, params, false);
-  LLM gpu(tiny_dir(), config("cuda", "hard", 64));
+  LLM gpu(tiny_dir(), config("cuda", "hard", 64, strategy, rewrite_every_time));
   const auto g = gpu.generate(prompts, params, false);
-  for (size_t r = 0; r < g.size(); ++r) ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
+  for (size_t r = 0; r < g.size(); ++r)
+    ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
   double mean = 0;
   const double mx = max_abs_diff(c, g, &mean);
   const EngineStats sc = cpu.stats(), sg = gpu.stats();
-  std::printf("eviction (budget 64), cuda vs cpu hard: max |logprob diff| %.4g, mean %.4g; "
-              "events %lld vs %lld\n",
-              mx, mean, static_cast<long long>(sg.kv_compression_events),
-              static_cast<long long>(sc.kv_compression_events));
+  std::printf(
+      "eviction (budget 64, %s, rewrite every time %d), cuda vs cpu hard: max |logprob diff| %.4g, "
+      "mean %.4g; "
+      "events %lld vs %lld\n",
+      strategy.c_str(), rewrite_every_time ? 1 : 0, mx, mean,
+      static_cast<long long>(sg.kv_compression_events),
+      static_cast<long long>(sc.kv_compression_events));
   EXPECT_EQ(sg.kv_compression_events, sc.kv_compression_events);  // due by length alone
   EXPECT_GT(sg.kv_compression_events, 5);
   // bf16 keys can reorder near-tied scores, so kept sets may differ a little from the fp32 CPU
   // reference; the scores of the text must stay close on average.
   EXPECT_LT(mean, 0.05);
   EXPECT_EQ(sg.kv_dense_bytes_now + sg.kv_condensed_bytes_now, 0);  // everything freed
+}
+
+// Device scoring from the attention alone (snapkv), with the keys downloaded (rkv), and with a
+// rewrite at every event (the device rewrite kernel on every head with masked tokens).
+TEST(CudaHardKV, EvictionMatchesTheCpuEngine) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: device HARD-KV test skipped";
+  check_eviction("snapkv", false);
+}
+
+TEST(CudaHardKV, EvictionWithKeysAndRewritesMatchesTheCpuEngine) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: device HARD-KV test skipped";
+  check_eviction("rkv", true);
 }
 
 }  // namespace
