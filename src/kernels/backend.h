@@ -96,6 +96,21 @@ class Backend {
   virtual void add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, float eps) = 0;
   // out = x w^T (+ bias)   x act [N, K]; w act [M, K]; bias act [M] or null; out act or F32 [N, M]
   virtual void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) = 0;
+  // add_rms_norm(x, residual, norm_w, eps) then linear(x, w, bias, out), as one op that a backend
+  // may fuse (CUDA: the decode GEMV normalises x in its prologue). Same contract and results.
+  virtual void add_rms_norm_linear(Tensor& x, Tensor& residual, const Tensor& norm_w, float eps,
+                                   const Tensor& w, const Tensor* bias, Tensor& out) {
+    add_rms_norm(x, residual, norm_w, eps);
+    linear(x, w, bias, out);
+  }
+  // out = silu_mul(gate_up) w^T (+ bias): gate_up act [T, 2I]; w act [M, I]; out act [T, M].
+  // mid act [T, I] is the op's workspace (silu_mul's output when not fused; contents unspecified
+  // after the call).
+  virtual void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias,
+                               Tensor& mid, Tensor& out) {
+    silu_mul(gate_up, mid);
+    linear(mid, w, bias, out);
+  }
   // Rotate-half RoPE in place on x act [T, H, D] at positions I32 [T], with cos_sin F32
   // [max_pos, D]: cos(pos * f_i) in [:D/2], sin(pos * f_i) in [D/2:].
   virtual void rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) = 0;

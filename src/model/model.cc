@@ -1,6 +1,7 @@
 // The decoder: one implementation for Llama, Qwen2 and Qwen3 over the Backend ops.
-// Step: embed -> L x (norm, fused qkv projection, qkv_prepare [q/k norm, RoPE, K/V store], paged
-// attention, o-proj, norm, gate_up, silu*mul, down) -> final norm on the wanted rows -> lm_head.
+// Step: embed -> L x (norm + fused qkv projection, qkv_prepare [q/k norm, RoPE, K/V store], paged
+// attention, o-proj, norm + gate_up, silu*mul + down) -> final norm on the wanted rows -> lm_head.
+// "norm + linear" and "silu*mul + linear" are single Backend ops that a backend may fuse.
 #include "model/model.h"
 
 #include <cmath>
@@ -201,8 +202,11 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
   be.rms_norm(residual, layers_[0].input_norm, eps, h);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Layer& l = layers_[i];
-    if (i > 0) be.add_rms_norm(h, residual, l.input_norm, eps);  // h holds the last MLP output
-    be.linear(h, l.wqkv, opt(l.bqkv), qkv);
+    if (i == 0) {
+      be.linear(h, l.wqkv, opt(l.bqkv), qkv);
+    } else {  // h holds the last MLP output
+      be.add_rms_norm_linear(h, residual, l.input_norm, eps, l.wqkv, opt(l.bqkv), qkv);
+    }
     be.qkv_prepare(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_, slots, q,
                    kv.k[i], kv.v[i]);
     if (hook) {
@@ -212,10 +216,8 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
     }
     Tensor attn2 = attn.reshape({num_tokens, hq * hd});
     be.linear(attn2, l.wo, opt(l.bo), h);
-    be.add_rms_norm(h, residual, l.post_norm, eps);
-    be.linear(h, l.w_gate_up, opt(l.b_gate_up), gate_up);
-    be.silu_mul(gate_up, mlp_act);
-    be.linear(mlp_act, l.w_down, opt(l.b_down), h);
+    be.add_rms_norm_linear(h, residual, l.post_norm, eps, l.w_gate_up, opt(l.b_gate_up), gate_up);
+    be.silu_mul_linear(gate_up, l.w_down, opt(l.b_down), mlp_act, h);
   }
   be.add_rms_norm(h, residual, final_norm_, eps);
   const int64_t num_logits = static_cast<int64_t>(b.logits_indices.size());

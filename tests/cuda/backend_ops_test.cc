@@ -8,6 +8,7 @@
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "core/dtype.h"
@@ -126,7 +127,9 @@ TEST_F(CudaOpsTest, Linear) {
       {9, 64, 40, true, true},       {3, 72, 24, true, false},    {128, 512, 768, false, false},
       {2, 3072, 1024, true, false},  {5, 256, 300, false, true},  {1, 1024, 151936, false, true},
       // long rows (k >= 4096: the skinny kernel's deeper unroll), k not a multiple of its step
-      {1, 4096, 520, true, false},   {3, 12296, 64, false, true}, {2, 8200, 33, true, false}};
+      {1, 4096, 520, true, false},   {3, 12296, 64, false, true}, {2, 8200, 33, true, false},
+      // narrow matrices (fewer 16-row blocks than SMs): each row split over 4 warps
+      {1, 2048, 1024, false, false}, {3, 3072, 17, true, true},   {2, 1024, 1, false, false}};
   for (const Case& c : cases) {
     Tensor x = random({c.n, c.k}), w = random({c.m, c.k}, 0.05f), b = random({c.m});
     const DType out_dt = c.f32_out ? DType::kF32 : DType::kBF16;
@@ -149,6 +152,64 @@ Tensor rope_table(int64_t max_pos, int64_t dim, double theta) {
     }
   }
   return t;
+}
+
+// add_rms_norm + linear as one op: n <= 4 rows of k < 4096 (n * k * 2 <= 47 KB) run the fused GEMV
+// (every block normalises in its prologue, the last one writes residual and x back), others the
+// two ops. Cases follow each other on one backend, so the fused kernel's block counter must be
+// left at 0.
+TEST_F(CudaOpsTest, AddRmsNormLinear) {
+  struct Case {
+    int64_t n, k, m;
+    bool bias;
+  };
+  const Case cases[] = {{1, 1024, 4096, false}, {2, 1024, 6144, false}, {3, 1024, 1000, true},
+                        {4, 1024, 1024, false}, {1, 4096, 520, true},   {2, 4096, 6144, false},
+                        {4, 6144, 300, false},  {4, 3584, 64, true},    {1, 64, 384, true},
+                        {8, 256, 96, false},    {2, 72, 40, false},     {1, 1024, 4096, false}};
+  for (const Case& c : cases) {
+    Tensor x = random({c.n, c.k}), res = random({c.n, c.k}, 2.f), nw = random({c.k});
+    Tensor w = random({c.m, c.k}, 0.05f), b = random({c.m});
+    Tensor xc = cpu_act(x), rc = cpu_act(res), xg = gpu_act(x), rg = gpu_act(res);
+    Tensor bc = cpu_act(b), bg = gpu_act(b);
+    Tensor out_c = cpu_->alloc(DType::kF32, {c.n, c.m});
+    Tensor out_g = gpu_poisoned(DType::kBF16, {c.n, c.m});
+    cpu_->add_rms_norm(xc, rc, cpu_act(nw), 1e-6f);
+    cpu_->linear(xc, cpu_act(w), c.bias ? &bc : nullptr, out_c);
+    gpu_->add_rms_norm_linear(xg, rg, gpu_act(nw), 1e-6f, gpu_act(w), c.bias ? &bg : nullptr,
+                              out_g);
+    const std::string what = "add_rms_norm_linear n=" + std::to_string(c.n) +
+                             " k=" + std::to_string(c.k) + " m=" + std::to_string(c.m);
+    expect_close(out_c, out_g, kBf16Nmse, (what + " out").c_str());
+    expect_close(rc, rg, kBf16Nmse, (what + " residual").c_str());
+    expect_close(xc, xg, kBf16Nmse, (what + " x").c_str());
+  }
+}
+
+// silu_mul + linear as one op: n <= 4 rows of k < 4096 (n * k * 2 <= 47 KB) run the fused GEMV
+// (SiLU * up built in its prologue); others silu_mul into `mid`, then linear.
+TEST_F(CudaOpsTest, SiluMulLinear) {
+  struct Case {
+    int64_t n, k, m;
+    bool bias;
+  };
+  const Case cases[] = {{1, 3072, 1024, false}, {2, 3072, 1024, true}, {4, 3072, 1000, false},
+                        {1, 12288, 256, true},  {3, 1024, 6144, false}, {4, 12288, 64, false},
+                        {9, 256, 128, true},    {1, 128, 64, false},    {2, 20, 16, false}};
+  for (const Case& c : cases) {
+    Tensor gu = random({c.n, 2 * c.k}, 2.f), w = random({c.m, c.k}, 0.05f), b = random({c.m});
+    Tensor bc = cpu_act(b), bg = gpu_act(b);
+    Tensor mid_c = cpu_->alloc(DType::kF32, {c.n, c.k});
+    Tensor mid_g = gpu_->alloc(DType::kBF16, {c.n, c.k});
+    Tensor out_c = cpu_->alloc(DType::kF32, {c.n, c.m});
+    Tensor out_g = gpu_poisoned(DType::kBF16, {c.n, c.m});
+    cpu_->silu_mul(cpu_act(gu), mid_c);
+    cpu_->linear(mid_c, cpu_act(w), c.bias ? &bc : nullptr, out_c);
+    gpu_->silu_mul_linear(gpu_act(gu), gpu_act(w), c.bias ? &bg : nullptr, mid_g, out_g);
+    const std::string what = "silu_mul_linear n=" + std::to_string(c.n) +
+                             " k=" + std::to_string(c.k) + " m=" + std::to_string(c.m);
+    expect_close(out_c, out_g, kBf16Nmse, what.c_str());
+  }
 }
 
 TEST_F(CudaOpsTest, Rope) {

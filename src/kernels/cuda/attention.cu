@@ -8,6 +8,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/prefill_attention.h"
 
@@ -35,6 +36,8 @@ __global__ void __launch_bounds__(kCombineThreads)
     combine_splits_kernel(const float* __restrict__ partial_o, const float* __restrict__ partial_ml,
                           bf16* __restrict__ out, int num_splits, int64_t rows, int head_dim) {
   __shared__ float w_s[kMaxSplits];
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t row = blockIdx.x;  // token * num_q_heads + head
   float m_max = -INFINITY;
   for (int s = threadIdx.x; s < num_splits; s += kCombineThreads) {
@@ -154,8 +157,8 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   }
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
-    combine_splits_kernel<<<rows, kCombineThreads, 0, stream>>>(p.partial_o, p.partial_ml, p.out,
-                                                                p.num_splits, rows, p.head_dim);
+    launch_pdl(combine_splits_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0,
+               stream, p.partial_o, p.partial_ml, p.out, p.num_splits, rows, p.head_dim);
     CUDA_CHECK_LAUNCH();
   }
 }

@@ -77,6 +77,8 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   CUDA_CHECK(cudaEventCreateWithFlags(&staging_free_, cudaEventDisableTiming));
   CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
   gemm_ = std::make_unique<LtGemm>();
+  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gemv_counter_), sizeof(unsigned)));
+  CUDA_CHECK(cudaMemsetAsync(gemv_counter_, 0, sizeof(unsigned), stream_));
   CUDA_CHECK(cudaEventCreate(&prof_start_));
   CUDA_CHECK(cudaEventCreate(&prof_stop_));
 }
@@ -88,6 +90,7 @@ CudaBackend::~CudaBackend() {
   if (prof_start_) cudaEventDestroy(prof_start_);
   if (prof_stop_) cudaEventDestroy(prof_stop_);
   if (staging_) cudaFreeHost(staging_);
+  if (gemv_counter_) cudaFree(gemv_counter_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -269,10 +272,72 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   const int64_t n = x.numel() / k;
   // Decode-sized batches stream the weights with the skinny kernel; larger ones go to cuBLASLt.
   if (gemv_supported(x.data(), w.data(), n, k)) {
-    launch_gemv(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, stream_);
+    launch_gemv(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, num_sms_,
+                stream_);
   } else {
     gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, stream_);
   }
+}
+
+const bf16* CudaBackend::linear_bias(const Tensor* bias, int64_t m, const char* op) {
+  if (bias == nullptr || !bias->defined()) return nullptr;
+  check_dtype(*bias, DType::kBF16, op, "bias");
+  HARDKV_CHECK(bias->numel() == m, kInvalidArgument, "cuda {}: bias {} for {} outputs", op,
+               shape_str(bias->shape()), m);
+  return cbf(*bias);
+}
+
+void CudaBackend::add_rms_norm_linear(Tensor& x, Tensor& residual, const Tensor& norm_w,
+                                      float eps, const Tensor& w, const Tensor* bias, Tensor& out) {
+  check_dtype(x, DType::kBF16, "add_rms_norm_linear", "x");
+  check_dtype(residual, DType::kBF16, "add_rms_norm_linear", "residual");
+  check_dtype(norm_w, DType::kBF16, "add_rms_norm_linear", "norm_w");
+  check_dtype(w, DType::kBF16, "add_rms_norm_linear", "w");
+  const int64_t k = norm_w.numel();
+  const bool fusable = out.dtype() == DType::kBF16 && w.ndim() == 2 && w.dim(1) == k &&
+                       x.dim(-1) == k && residual.numel() == x.numel() &&
+                       out.numel() == x.numel() / k * w.dim(0) &&
+                       gemv_prologue_supported(x.data(), w.data(), x.numel() / k, k) &&
+                       reinterpret_cast<uintptr_t>(residual.data()) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(norm_w.data()) % 16 == 0;
+  if (!fusable) {  // the general path checks and reports the shapes
+    add_rms_norm(x, residual, norm_w, eps);
+    linear(x, w, bias, out);
+    return;
+  }
+  check_on_device(out, "add_rms_norm_linear", "out");
+  const int64_t m = w.dim(0), n = x.numel() / k;
+  const bf16* b = linear_bias(bias, m, "add_rms_norm_linear");
+  const ProfileScope prof(
+      this, profiling_ ? fmt::format("add_rms_norm+linear {}x{}->{}", n, k, m) : std::string());
+  if (record_op(13, {x.data(), residual.data(), norm_w.data(), w.data(), b, out.data()},
+                x.numel()))
+    return;
+  launch_add_rms_norm_gemv(mbf(x), mbf(residual), cbf(norm_w), eps, gemv_counter_, cbf(w), b,
+                           mbf(out), n, m, k, num_sms_, stream_);
+}
+
+void CudaBackend::silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias,
+                                  Tensor& mid, Tensor& out) {
+  check_dtype(gate_up, DType::kBF16, "silu_mul_linear", "gate_up");
+  check_dtype(w, DType::kBF16, "silu_mul_linear", "w");
+  const int64_t k = w.ndim() == 2 ? w.dim(1) : -1;
+  const bool fusable = k > 0 && out.dtype() == DType::kBF16 && gate_up.dim(-1) == 2 * k &&
+                       out.numel() == gate_up.numel() / (2 * k) * w.dim(0) &&
+                       gemv_prologue_supported(gate_up.data(), w.data(), gate_up.numel() / (2 * k),
+                                               k);
+  if (!fusable) {
+    silu_mul(gate_up, mid);
+    linear(mid, w, bias, out);
+    return;
+  }
+  check_on_device(out, "silu_mul_linear", "out");
+  const int64_t m = w.dim(0), n = gate_up.numel() / (2 * k);
+  const bf16* b = linear_bias(bias, m, "silu_mul_linear");
+  const ProfileScope prof(
+      this, profiling_ ? fmt::format("silu_mul+linear {}x{}->{}", n, k, m) : std::string());
+  if (record_op(14, {gate_up.data(), w.data(), b, out.data()}, gate_up.numel())) return;
+  launch_silu_mul_gemv(cbf(gate_up), cbf(w), b, mbf(out), n, m, k, num_sms_, stream_);
 }
 
 void CudaBackend::rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) {

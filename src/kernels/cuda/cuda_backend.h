@@ -3,6 +3,7 @@
 // that allocates in the same order gets the same addresses (CUDA-graph capture and replay).
 #pragma once
 
+#include <cuda_bf16.h>
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
@@ -38,6 +39,11 @@ class CudaBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) override;
   void add_rms_norm(Tensor& x, Tensor& residual, const Tensor& w, float eps) override;
   void linear(const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out) override;
+  // Decode-sized rows (GEMV path, x in 47 KB): one kernel each (HARDKV_FUSED_GEMV=0: two).
+  void add_rms_norm_linear(Tensor& x, Tensor& residual, const Tensor& norm_w, float eps,
+                           const Tensor& w, const Tensor* bias, Tensor& out) override;
+  void silu_mul_linear(const Tensor& gate_up, const Tensor& w, const Tensor* bias, Tensor& mid,
+                       Tensor& out) override;
   void rope(Tensor& x, const Tensor& positions, const Tensor& cos_sin) override;
   void silu_mul(const Tensor& gate_up, Tensor& out) override;
   void kv_store(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache,
@@ -104,6 +110,8 @@ class CudaBackend final : public Backend {
   enum class Mode { kEager, kCapture, kReplay };
   // Folds an op into the step signature; true when the op must not launch (replay).
   bool record_op(int op, std::initializer_list<const void*> ptrs, int64_t size);
+  // The bias pointer of a linear op (null when absent), checked against m outputs.
+  static const __nv_bfloat16* linear_bias(const Tensor* bias, int64_t m, const char* op);
   // Copies host bytes to device through a pinned staging buffer (no stream sync when it fits).
   void copy_to_device_async(void* dst, const void* src, size_t bytes);
 
@@ -111,6 +119,7 @@ class CudaBackend final : public Backend {
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<LtGemm> gemm_;
+  unsigned* gemv_counter_ = nullptr;  // device uint32, 0 between fused add_rms_norm GEMVs
   ScratchArena scratch_;
   char* staging_ = nullptr;  // pinned host memory, kStagingBytes, reused per step
   size_t staging_used_ = 0;

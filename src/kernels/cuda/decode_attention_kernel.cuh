@@ -11,6 +11,7 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 
 namespace hardkv::cuda {
 
@@ -40,6 +41,8 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   __shared__ float l_s[kW][G];                   // per worker and head: sum of 2^(s - m)
   __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
 
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
   const int tok = p.query_indptr[seq];
   if (p.query_indptr[seq + 1] == tok) return;  // no query token (a padded graph slot)
@@ -206,7 +209,7 @@ void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t st
   // contiguous [num_kv_heads, D] slot rows instead of one D-slice per 2 KB or so.
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_splits),
                   static_cast<unsigned>(p.num_seqs));
-  decode_attention_kernel<D, G><<<grid, T::kThreads, 0, stream>>>(p);
+  launch_pdl(decode_attention_kernel<D, G>, grid, dim3(T::kThreads), 0, stream, p);
   CUDA_CHECK_LAUNCH();
 }
 

@@ -2,6 +2,7 @@
 // vector copies when the row width allows (rows are memory-bound; nothing else to optimise).
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/embedding.h"
 
 namespace hardkv::cuda {
@@ -11,6 +12,8 @@ namespace {
 template <int kVec>
 __global__ void gather_rows_kernel(const bf16* __restrict__ src, const int32_t* __restrict__ idx,
                                    bf16* __restrict__ out, int64_t width, int64_t num_src_rows) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t row = blockIdx.x;
   const int32_t src_row = idx[row];
   const bool valid = src_row >= 0 && src_row < num_src_rows;
@@ -40,9 +43,11 @@ void launch_gather(const bf16* src, const int32_t* idx, bf16* out, int64_t num_r
   const int threads = static_cast<int>(
       std::min<int64_t>(256, std::max<int64_t>(32, ceil_div(width / per_thread, 32) * 32)));
   if (vec) {
-    gather_rows_kernel<8><<<num_rows, threads, 0, stream>>>(src, idx, out, width, num_src_rows);
+    launch_pdl(gather_rows_kernel<8>, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0,
+               stream, src, idx, out, width, num_src_rows);
   } else {
-    gather_rows_kernel<1><<<num_rows, threads, 0, stream>>>(src, idx, out, width, num_src_rows);
+    launch_pdl(gather_rows_kernel<1>, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0,
+               stream, src, idx, out, width, num_src_rows);
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -2,6 +2,7 @@
 // halves of the head so each RoPE partner is in the same lane.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/qkv_prepare.h"
 
 namespace hardkv::cuda {
@@ -10,6 +11,8 @@ namespace {
 constexpr int kMaxPairs = 4;  // head_dim <= 256
 
 __global__ void qkv_prepare_kernel(QkvPrepareParams p) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t heads = p.num_heads + 2 * p.num_kv_heads;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32;
   const int lane = threadIdx.x % 32;
@@ -77,7 +80,8 @@ void launch_qkv_prepare(const QkvPrepareParams& p, cudaStream_t stream) {
   const int64_t rows = p.num_tokens * (p.num_heads + 2 * p.num_kv_heads);
   if (rows == 0) return;
   constexpr int kWarps = 8;
-  qkv_prepare_kernel<<<ceil_div(rows, kWarps), kWarps * 32, 0, stream>>>(p);
+  launch_pdl(qkv_prepare_kernel, dim3(static_cast<unsigned>(ceil_div(rows, kWarps))),
+             dim3(kWarps * 32), 0, stream, p);
   CUDA_CHECK_LAUNCH();
 }
 

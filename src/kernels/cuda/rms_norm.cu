@@ -4,6 +4,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/rms_norm.h"
 
 namespace hardkv::cuda {
@@ -15,6 +16,8 @@ constexpr int kMaxChunks = 4;  // 8 elements each: rows up to 1024 threads * 32 
 template <bool kAdd>
 __global__ void rms_norm_vec_kernel(bf16* x, bf16* residual, const bf16* __restrict__ w, float eps,
                                     bf16* out, int64_t dim) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t row = blockIdx.x;
   bf16* xr = x + row * dim;
   float v[kMaxChunks][8];
@@ -57,6 +60,8 @@ __global__ void rms_norm_vec_kernel(bf16* x, bf16* residual, const bf16* __restr
 template <bool kAdd>
 __global__ void rms_norm_scalar_kernel(bf16* x, bf16* residual, const bf16* __restrict__ w,
                                        float eps, bf16* out, int64_t dim) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t row = blockIdx.x;
   bf16* xr = x + row * dim;
   float sum_sq = 0.f;
@@ -91,10 +96,12 @@ void launch(bf16* x, bf16* residual, const bf16* w, float eps, bf16* out, int64_
   if (dim % 8 == 0 && aligned && chunks <= 1024 * kMaxChunks) {
     // One 16-byte chunk per thread up to 1024 threads, then up to kMaxChunks each.
     const int threads = static_cast<int>(std::clamp<int64_t>(ceil_div(chunks, 32) * 32, 32, 1024));
-    rms_norm_vec_kernel<kAdd><<<num_rows, threads, 0, stream>>>(x, residual, w, eps, out, dim);
+    launch_pdl(rms_norm_vec_kernel<kAdd>, dim3(static_cast<unsigned>(num_rows)), dim3(threads), 0,
+               stream, x, residual, w, eps, out, dim);
   } else {
     const int threads = static_cast<int>(std::clamp<int64_t>(ceil_div(dim, 32) * 32, 32, 1024));
-    rms_norm_scalar_kernel<kAdd><<<num_rows, threads, 0, stream>>>(x, residual, w, eps, out, dim);
+    launch_pdl(rms_norm_scalar_kernel<kAdd>, dim3(static_cast<unsigned>(num_rows)), dim3(threads),
+               0, stream, x, residual, w, eps, out, dim);
   }
   CUDA_CHECK_LAUNCH();
 }

@@ -1,6 +1,7 @@
 // SiLU-mul kernel: one thread per 8 outputs (16-byte loads of gate and up), fp32 math.
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/silu_mul.h"
 
 namespace hardkv::cuda {
@@ -10,6 +11,8 @@ __device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); 
 
 __global__ void silu_mul_vec_kernel(const bf16* __restrict__ gate_up, bf16* __restrict__ out,
                                     int64_t inter, int64_t total_chunks) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t c = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= total_chunks) return;
   const int64_t chunks_per_row = inter / 8;
@@ -25,6 +28,8 @@ __global__ void silu_mul_vec_kernel(const bf16* __restrict__ gate_up, bf16* __re
 
 __global__ void silu_mul_scalar_kernel(const bf16* __restrict__ gate_up, bf16* __restrict__ out,
                                        int64_t inter, int64_t total) {
+  pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  pdl_wait();
   const int64_t idx = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= total) return;
   const int64_t t = idx / inter;
@@ -46,12 +51,12 @@ void launch_silu_mul(const bf16* gate_up, bf16* out, int64_t num_tokens, int64_t
       reinterpret_cast<uintptr_t>(gate_up) % 16 == 0 && reinterpret_cast<uintptr_t>(out) % 16 == 0;
   if (inter % 8 == 0 && aligned) {
     const int64_t chunks = num_tokens * inter / 8;
-    silu_mul_vec_kernel<<<ceil_div(chunks, kThreads), kThreads, 0, stream>>>(gate_up, out, inter,
-                                                                             chunks);
+    launch_pdl(silu_mul_vec_kernel, dim3(static_cast<unsigned>(ceil_div(chunks, kThreads))),
+               dim3(kThreads), 0, stream, gate_up, out, inter, chunks);
   } else {
     const int64_t total = num_tokens * inter;
-    silu_mul_scalar_kernel<<<ceil_div(total, kThreads), kThreads, 0, stream>>>(gate_up, out, inter,
-                                                                               total);
+    launch_pdl(silu_mul_scalar_kernel, dim3(static_cast<unsigned>(ceil_div(total, kThreads))),
+               dim3(kThreads), 0, stream, gate_up, out, inter, total);
   }
   CUDA_CHECK_LAUNCH();
 }
