@@ -173,19 +173,39 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
     totals_.device_score_seconds += dt;
     totals_.select_seconds += dt;
   }
-  for (size_t i = 0; i < due.size(); ++i) {
-    const int64_t seq_id = due[i];
+  // Plans read the cache only: the due sequences plan concurrently, then apply one by one.
+  const int num_due = static_cast<int>(due.size());
+  std::vector<kv::EventPlan> plans(num_due);
+  std::vector<std::exception_ptr> errors(num_due);
+  const Clock::time_point t_plan = Clock::now();
+#pragma omp parallel for schedule(dynamic) if (num_due >= 4)
+  for (int i = 0; i < num_due; ++i) {
+    try {
+      kv::CompressionEventOptions opt;
+      if (tiers_) opt.precomputed = &scores[i];
+      plans[i] = kv::plan_compression_event(*kv_, due[i], host_view, compressor_, opt);
+    } catch (...) {
+      errors[i] = std::current_exception();  // no exception may leave an OpenMP region
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  if (num_due >= 4) {  // wall time of the concurrent plans, shared out below
+    const double wall = std::chrono::duration<double>(Clock::now() - t_plan).count();
+    for (kv::EventPlan& p : plans) p.result.select_seconds = wall / num_due;
+  }
+  for (int i = 0; i < num_due; ++i) {
     kv::CompressionEventOptions opt;
-    if (tiers_) opt.precomputed = &scores[i];
     kv::CompressionEventResult r;
     try {
-      r = kv::run_compression_event(*kv_, seq_id, host_view, compressor_, opt);
+      r = kv::apply_compression_event(*kv_, plans[i], host_view, opt);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kOutOfMemory) throw;
       ++totals_.pressure_retries;
       try {
         opt.memory_pressure = true;
-        r = kv::run_compression_event(*kv_, seq_id, host_view, compressor_, opt);
+        r = kv::apply_compression_event(*kv_, plans[i], host_view, opt);
       } catch (const Error& e2) {
         if (e2.kind() != ErrorKind::kOutOfMemory) throw;
         ++totals_.failed;  // the sequence keeps its dense tier; retried after the next step

@@ -8,29 +8,41 @@
 #include <exception>
 
 #include "core/error.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 namespace hardkv::kv {
 
 namespace {
 
-// What one head does at this event.
-struct HeadPlan {
-  std::vector<uint8_t> keep_stored;  // [num_stored] 1 = attended after the event
-  std::vector<int32_t> append;       // dense positions to copy into head-pages, increasing
-  std::vector<float> append_acc;     // [append] h2o state of each appended token
-  std::vector<float> stored_acc;     // [num_stored] h2o state of the stored tokens afterwards
-  int num_masked_after = 0;
-  bool rewrite = false;
-  int pages_delta(const HeadPages& hp, int page_size) const {
-    const int stored = hp.num_stored() - (rewrite ? num_masked_after : 0);
-    const int pages = (stored + static_cast<int>(append.size()) + page_size - 1) / page_size;
-    return pages - static_cast<int>(hp.pages.size());
-  }
-};
+bool in_parallel_region() {
+#ifdef _OPENMP
+  return omp_in_parallel() != 0;
+#else
+  return false;
+#endif
+}
 
-struct LayerPlan {
-  std::vector<HeadPlan> heads;  // [num_kv_heads]
-};
+int pages_delta(const EventHeadPlan& hplan, const HeadPages& hp, int page_size) {
+  const int stored = hp.num_stored() - (hplan.rewrite ? hplan.num_masked_after : 0);
+  const int pages = (stored + static_cast<int>(hplan.append.size()) + page_size - 1) / page_size;
+  return pages - static_cast<int>(hp.pages.size());
+}
+
+// The K row (or V row, from dense.v) of position pos, kv-head h in the dense view.
+const float* dense_row(const HeadwiseKV& kv, int64_t seq_id, const DenseKVView& dense,
+                       const float* base, int pos, int h) {
+  const HeadwiseKVConfig& cfg = kv.config();
+  int64_t slot = kv.dense_slot(seq_id, pos);
+  if (!dense.block_remap.empty()) {
+    const int32_t local = dense.block_remap.at(slot / dense.block_size);
+    HARDKV_CHECK(local >= 0, kInternal, "dense block {} of sequence {} was not copied",
+                 slot / dense.block_size, seq_id);
+    slot = static_cast<int64_t>(local) * dense.block_size + slot % dense.block_size;
+  }
+  return base + (slot * cfg.num_kv_heads + h) * cfg.head_dim;
+}
 
 }  // namespace
 
@@ -52,10 +64,9 @@ EventCandidates event_candidates(const HeadwiseKV& kv, int64_t seq_id, int sinks
   return c;
 }
 
-CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
-                                             const DenseKVView& dense,
-                                             const compress::Compressor& compressor,
-                                             const CompressionEventOptions& options) {
+EventPlan plan_compression_event(const HeadwiseKV& kv, int64_t seq_id, const DenseKVView& dense,
+                                 const compress::Compressor& compressor,
+                                 const CompressionEventOptions& options) {
   const HeadwiseKVConfig& cfg = kv.config();
   const compress::CompressionConfig& cc = compressor.config();
   const int L = cfg.num_layers, H = cfg.num_kv_heads, D = cfg.head_dim;
@@ -79,20 +90,11 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   const SequenceKV& s = kv.sequence(seq_id);
   const EventCandidates cand = event_candidates(kv, seq_id, cc.sinks, cc.window);
   const int move_end = cand.dense_to;  // the dense tier keeps [move_end, N)
-  const int64_t kv_row = static_cast<int64_t>(H) * D;
-  auto dense_row = [&](const float* base, int pos, int h) {
-    int64_t slot = kv.dense_slot(seq_id, pos);
-    if (!dense.block_remap.empty()) {
-      const int32_t local = dense.block_remap.at(slot / dense.block_size);
-      HARDKV_CHECK(local >= 0, kInternal, "dense block {} of sequence {} was not copied",
-                   slot / dense.block_size, seq_id);
-      slot = static_cast<int64_t>(local) * dense.block_size + slot % dense.block_size;
-    }
-    return base + slot * kv_row + static_cast<int64_t>(h) * D;
-  };
-
-  CompressionEventResult result;
-  std::vector<LayerPlan> plans(L);
+  EventPlan plan;
+  plan.seq_id = seq_id;
+  plan.move_end = move_end;
+  plan.heads.resize(L);
+  CompressionEventResult& result = plan.result;
 
   using Clock = std::chrono::steady_clock;
   const Clock::time_point t_select = Clock::now();
@@ -104,7 +106,6 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
                  seq_id, l);
   }
   result.layers.resize(L);
-  if (!has_data) result.moves.resize(L);
   std::vector<int64_t> layer_candidates(L, 0), layer_dropped(L, 0);
   auto select_layer = [&](int l) {
     const int num_obs = s.obs.count(l);
@@ -133,7 +134,7 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
       }
       for (int p = cand.dense_from; p < move_end; ++p) {
         if (host_keys) {
-          const float* k = dense_row(dense.k[l], p, h);
+          const float* k = dense_row(kv, seq_id, dense, dense.k[l], p, h);
           keys[h].insert(keys[h].end(), k, k + D);
         }
         positions[h].push_back(p);
@@ -166,11 +167,10 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
     result.layers[l] = compressor.compress_layer(l, inputs);
     const compress::LayerCompression& lc = result.layers[l];
 
-    LayerPlan& plan = plans[l];
-    plan.heads.resize(H);
+    plan.heads[l].resize(H);
     for (int h = 0; h < H; ++h) {
       const HeadPages& hp = kv.head(seq_id, l, h);
-      HeadPlan& hplan = plan.heads[h];
+      EventHeadPlan& hplan = plan.heads[l][h];
       hplan.keep_stored.assign(hp.num_stored(), 0);
       for (int i = 0; i < hp.num_stored(); ++i) hplan.keep_stored[i] = hp.positions[i] < cc.sinks;
       hplan.stored_acc = hp.accumulated;
@@ -205,7 +205,8 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
     }
   };
   std::vector<std::exception_ptr> errors(L);
-  const bool parallel = L > 1 && s.num_tokens >= 1024;  // small (test) events stay serial
+  // Small (test) events stay serial; so does a plan made inside a caller's parallel region.
+  const bool parallel = L > 1 && s.num_tokens >= 1024 && !in_parallel_region();
 #pragma omp parallel for schedule(dynamic) if (parallel)
   for (int l = 0; l < L; ++l) {
     try {
@@ -222,20 +223,36 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
     result.tokens_dropped += layer_dropped[l];
   }
 
+  result.select_seconds = std::chrono::duration<double>(Clock::now() - t_select).count();
+  return plan;
+}
+
+CompressionEventResult apply_compression_event(HeadwiseKV& kv, EventPlan& plan,
+                                               const DenseKVView& dense,
+                                               const CompressionEventOptions& options) {
+  using Clock = std::chrono::steady_clock;
   const Clock::time_point t_apply = Clock::now();
-  result.select_seconds = std::chrono::duration<double>(t_apply - t_select).count();
+  const HeadwiseKVConfig& cfg = kv.config();
+  const int L = cfg.num_layers, H = cfg.num_kv_heads;
+  const bool has_data = cfg.store_data;
+  const int64_t seq_id = plan.seq_id;
+  HARDKV_CHECK(static_cast<int>(plan.heads.size()) == L, kInvalidArgument,
+               "event plan has {} layers, the cache has {}", plan.heads.size(), L);
   // Phase 2: the page pools must hold the result; under pressure, rewrite every masked head.
   for (int l = 0; l < L; ++l) {
+    if (options.memory_pressure) {
+      for (EventHeadPlan& hplan : plan.heads[l]) hplan.rewrite = hplan.num_masked_after > 0;
+    }
     auto net_pages = [&] {
       int64_t net = 0;
       for (int h = 0; h < H; ++h) {
-        net += plans[l].heads[h].pages_delta(kv.head(seq_id, l, h), cfg.page_size);
+        net += pages_delta(plan.heads[l][h], kv.head(seq_id, l, h), cfg.page_size);
       }
       return net;
     };
     const int free_pages = kv.page_pool(l).num_free_pages();
     if (net_pages() > free_pages) {
-      for (HeadPlan& hplan : plans[l].heads) hplan.rewrite = hplan.num_masked_after > 0;
+      for (EventHeadPlan& hplan : plan.heads[l]) hplan.rewrite = hplan.num_masked_after > 0;
     }
     HARDKV_CHECK(net_pages() <= free_pages, kOutOfMemory,
                  "sequence {}: compression needs {} more head-pages in layer {}, {} are free; "
@@ -244,59 +261,97 @@ CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
   }
 
   // Phase 3: apply. Per layer, masks and rewrites first (they only free pages), then appends.
-  std::vector<float> k_row(D), v_row(D);
+  // Layers touch disjoint pools, heads and mask rows (grown up front), so large events apply
+  // them in parallel.
+  CompressionEventResult result = std::move(plan.result);
+  if (!has_data) result.moves.assign(L, {});
+  int max_stored = 0;
   for (int l = 0; l < L; ++l) {
     for (int h = 0; h < H; ++h) {
-      const HeadPlan& hplan = plans[l].heads[h];
-      for (size_t i = 0; i < hplan.keep_stored.size(); ++i) {
-        const bool was = kv.is_masked(seq_id, l, h, static_cast<int>(i));
-        const bool now = hplan.keep_stored[i] == 0;
-        result.tokens_masked += now && !was;
-        result.tokens_unmasked += was && !now;
-        kv.set_masked(seq_id, l, h, static_cast<int>(i), now);
-        kv.set_accumulated(seq_id, l, h, static_cast<int>(i), hplan.stored_acc[i]);
-      }
-      if (hplan.rewrite) {
-        if (has_data) {
-          result.pages_freed += kv.rewrite_head(seq_id, l, h);
-        } else {
-          HeadRewriteMoves m;
-          m.kv_head = h;
-          m.pages = kv.head(seq_id, l, h).pages;
-          std::vector<std::pair<int32_t, int32_t>> moves;
-          result.pages_freed += kv.rewrite_head(seq_id, l, h, &moves);
-          for (const auto& [src, dst] : moves) {
-            m.src.push_back(src);
-            m.dst.push_back(dst);
-          }
-          if (!m.src.empty()) result.moves[l].rewrites.push_back(std::move(m));
+      max_stored = std::max(max_stored, kv.head(seq_id, l, h).num_stored() +
+                                            static_cast<int>(plan.heads[l][h].append.size()));
+    }
+  }
+  kv.reserve_masks(seq_id, max_stored);
+  struct LayerCounts {
+    int64_t masked = 0, unmasked = 0, rewrites = 0, pages_freed = 0, appended = 0;
+  };
+  std::vector<LayerCounts> counts(L);
+  auto apply_layer = [&](int l) {
+    LayerCounts& c = counts[l];
+    std::vector<float> k_rows, v_rows;
+    for (int h = 0; h < H; ++h) {
+      const EventHeadPlan& hplan = plan.heads[l][h];
+      kv.set_head_state(seq_id, l, h, hplan.keep_stored, hplan.stored_acc, c.masked, c.unmasked);
+      if (!hplan.rewrite) continue;
+      if (has_data) {
+        c.pages_freed += kv.rewrite_head(seq_id, l, h);
+      } else {
+        HeadRewriteMoves m;
+        m.kv_head = h;
+        m.pages = kv.head(seq_id, l, h).pages;
+        std::vector<std::pair<int32_t, int32_t>> moves;
+        c.pages_freed += kv.rewrite_head(seq_id, l, h, &moves);
+        for (const auto& [src, dst] : moves) {
+          m.src.push_back(src);
+          m.dst.push_back(dst);
         }
-        ++result.num_rewrites;
+        if (!m.src.empty()) result.moves[l].rewrites.push_back(std::move(m));
       }
+      ++c.rewrites;
     }
     for (int h = 0; h < H; ++h) {
-      const HeadPlan& hplan = plans[l].heads[h];
+      const EventHeadPlan& hplan = plan.heads[l][h];
       for (size_t a = 0; a < hplan.append.size(); ++a) {
         const int32_t p = hplan.append[a];
         if (has_data) {
-          std::memcpy(k_row.data(), dense_row(dense.k[l], p, h), sizeof(float) * D);
-          std::memcpy(v_row.data(), dense_row(dense.v[l], p, h), sizeof(float) * D);
-          kv.append_condensed(seq_id, l, h, p, k_row.data(), v_row.data(), hplan.append_acc[a]);
+          const float* k = dense_row(kv, seq_id, dense, dense.k[l], p, h);
+          const float* v = dense_row(kv, seq_id, dense, dense.v[l], p, h);
+          kv.append_condensed(seq_id, l, h, p, k, v, hplan.append_acc[a]);
         } else {
           const int32_t row =
               kv.append_condensed(seq_id, l, h, p, nullptr, nullptr, hplan.append_acc[a]);
           result.moves[l].appends.push_back({h, kv.dense_slot(seq_id, p), row});
         }
-        ++result.tokens_appended;
+        ++c.appended;
       }
     }
+  };
+  const SequenceKV& s = kv.sequence(seq_id);
+  std::vector<std::exception_ptr> errors(L);
+  const bool parallel = L > 1 && s.num_tokens >= 1024;  // small (test) events stay serial
+#pragma omp parallel for schedule(dynamic) if (parallel)
+  for (int l = 0; l < L; ++l) {
+    try {
+      apply_layer(l);
+    } catch (...) {
+      errors[l] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : errors) {
+    if (e) std::rethrow_exception(e);
+  }
+  for (const LayerCounts& c : counts) {
+    result.tokens_masked += c.masked;
+    result.tokens_unmasked += c.unmasked;
+    result.num_rewrites += c.rewrites;
+    result.pages_freed += c.pages_freed;
+    result.tokens_appended += c.appended;
   }
   const int64_t blocks_before = static_cast<int64_t>(s.dense_blocks.size());
-  kv.retire_dense_before(seq_id, move_end);
+  kv.retire_dense_before(seq_id, plan.move_end);
   result.dense_blocks_freed = blocks_before - static_cast<int64_t>(s.dense_blocks.size());
   kv.note_event(seq_id);
   result.apply_seconds = std::chrono::duration<double>(Clock::now() - t_apply).count();
   return result;
+}
+
+CompressionEventResult run_compression_event(HeadwiseKV& kv, int64_t seq_id,
+                                             const DenseKVView& dense,
+                                             const compress::Compressor& compressor,
+                                             const CompressionEventOptions& options) {
+  EventPlan plan = plan_compression_event(kv, seq_id, dense, compressor, options);
+  return apply_compression_event(kv, plan, dense, options);
 }
 
 }  // namespace hardkv::kv

@@ -86,10 +86,38 @@ struct CompressionEventResult {
   double apply_seconds = 0;   // phases 2-3: page check, masks, rewrites, appends, dense retire
 };
 
-// Runs one event. Requirements: every layer has >= 1 observation row; K/V of all num_tokens
-// positions are written. A head keeps its sinks (positions < sinks) and the window (the last
-// `window` positions, which stay in the dense tier) unconditionally. A head is rewritten when its
-// masked share of stored tokens exceeds rewrite_threshold, at every event with
+// What one head does at an event (part of an EventPlan).
+struct EventHeadPlan {
+  std::vector<uint8_t> keep_stored;  // [num_stored] 1 = attended after the event
+  std::vector<int32_t> append;       // dense positions to copy into head-pages, increasing
+  std::vector<float> append_acc;     // [append] h2o state of each appended token
+  std::vector<float> stored_acc;     // [num_stored] h2o state of the stored tokens afterwards
+  int num_masked_after = 0;
+  bool rewrite = false;
+};
+
+// One sequence's event decided but not applied.
+struct EventPlan {
+  int64_t seq_id = 0;
+  int move_end = 0;                               // the dense tier keeps [move_end, num_tokens)
+  std::vector<std::vector<EventHeadPlan>> heads;  // [num_layers][num_kv_heads]
+  CompressionEventResult result;                  // the selections, planning counters and time
+};
+
+// run_compression_event in two halves. Planning reads the cache only, so plans of different
+// sequences may be made concurrently; applying checks the page pools (kOutOfMemory before any
+// change; with options.memory_pressure every head with masked tokens is rewritten) and mutates.
+EventPlan plan_compression_event(const HeadwiseKV& kv, int64_t seq_id, const DenseKVView& dense,
+                                 const compress::Compressor& compressor,
+                                 const CompressionEventOptions& options = {});
+CompressionEventResult apply_compression_event(HeadwiseKV& kv, EventPlan& plan,
+                                               const DenseKVView& dense,
+                                               const CompressionEventOptions& options = {});
+
+// Runs one event (plan, then apply). Requirements: every layer has >= 1 observation row; K/V of all
+// num_tokens positions are written. A head keeps its sinks (positions < sinks) and the window (the
+// last `window` positions, which stay in the dense tier) unconditionally. A head is rewritten when
+// its masked share of stored tokens exceeds rewrite_threshold, at every event with
 // rewrite_every_time, or under memory pressure (options, or when the layer's page pool could not
 // hold the appends otherwise). All-or-nothing: kOutOfMemory before any change when the page pools
 // cannot hold the result even with every masked token rewritten away. A cache that stores no

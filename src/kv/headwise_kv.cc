@@ -211,6 +211,41 @@ bool HeadwiseKV::is_masked(int64_t seq_id, int layer_idx, int kv_head, int store
   return s.masks.test(layer_idx, kv_head, stored_idx);
 }
 
+void HeadwiseKV::set_head_state(int64_t seq_id, int layer_idx, int kv_head,
+                                std::span<const uint8_t> keep, std::span<const float> accumulated,
+                                int64_t& newly_masked, int64_t& unmasked) {
+  SequenceKV& s = seq(seq_id);
+  HeadPages& hp = mutable_head(s, layer_idx, kv_head);
+  const int n = hp.num_stored();
+  HARDKV_CHECK(static_cast<int>(keep.size()) == n && static_cast<int>(accumulated.size()) == n,
+               kInvalidArgument, "head state for {} / {} tokens, the head stores {}", keep.size(),
+               accumulated.size(), n);
+  int masked = 0;
+  for (int i = 0; i < n; ++i) {
+    const bool was = s.masks.test(layer_idx, kv_head, i);
+    const bool now = keep[i] == 0;
+    newly_masked += now && !was;
+    unmasked += was && !now;
+    if (now != was) {
+      if (now) {
+        s.masks.set(layer_idx, kv_head, i);
+      } else {
+        s.masks.clear(layer_idx, kv_head, i);
+      }
+    }
+    masked += now;
+  }
+  hp.num_masked = masked;
+  std::copy(accumulated.begin(), accumulated.end(), hp.accumulated.begin());
+}
+
+void HeadwiseKV::reserve_masks(int64_t seq_id, int num_stored) {
+  SequenceKV& s = seq(seq_id);
+  if (s.masks.num_tokens() < num_stored) {
+    s.masks.resize(std::max<int64_t>(num_stored, 2 * s.masks.num_tokens()));
+  }
+}
+
 int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head,
                              std::vector<std::pair<int32_t, int32_t>>* moves) {
   SequenceKV& s = seq(seq_id);

@@ -124,6 +124,13 @@ class HeadwiseKV {
   void set_accumulated(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, float value);
   void set_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx, bool masked);
   bool is_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx) const;
+  // Every stored token of the head at once: masked iff keep[i] == 0, h2o state accumulated[i]
+  // (both [num_stored]). Adds the tokens newly masked / unmasked to the counters.
+  void set_head_state(int64_t seq_id, int layer_idx, int kv_head, std::span<const uint8_t> keep,
+                      std::span<const float> accumulated, int64_t& newly_masked, int64_t& unmasked);
+  // Grows the sparse tier's rows to hold num_stored tokens per head (appends do it themselves;
+  // doing it first lets heads of different layers append concurrently).
+  void reserve_masks(int64_t seq_id, int num_stored);
   // Rewrite: compacts the head's unmasked tokens to the front of its pages (order kept), frees
   // the pages past the end and clears its mask row. Attention over the head is unchanged.
   // Returns the pages freed. moves (optional): the copies a device copy of the pages must make,

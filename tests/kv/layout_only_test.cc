@@ -209,6 +209,24 @@ INSTANTIATE_TEST_SUITE_P(Strategies, LayoutOnly,
                                            std::make_tuple("rkv", 0.3), std::make_tuple("h2o", 1.0),
                                            std::make_tuple("attn", 0.1)));
 
+// A sequence past 1,024 tokens: planning and applying run their layers in parallel.
+TEST(LayoutOnly, LongSequenceParallelLayers) {
+  Dims d;
+  d.layers = 4;
+  auto cc = test_config(64, 8, 2, "snapkv", "hard");
+  cc.rewrite_threshold = 0.0;
+  Twin twin(d, cc);
+  twin.add(1);
+  twin.append(1, 1100);
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE(::testing::Message() << "round " << round);
+    twin.event(1);
+    twin.expect_same(1);
+    twin.append(1, 20);
+  }
+  EXPECT_GT(twin.rewrites_seen(), 0);
+}
+
 TEST(LayoutOnly, EventWithoutPrecomputedScoresIsRejected) {
   Dims d;
   Twin twin(d, test_config(16, 4, 2));
