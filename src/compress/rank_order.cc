@@ -83,29 +83,48 @@ double calibrate_temperature(const std::vector<float>& score, const std::vector<
   for (int32_t i = 0; i < n; ++i) {
     diff[i] = static_cast<double>(score[order[i]]) - static_cast<double>(score[order[0]]);
   }
-  auto mass = [&](double temperature) {
+  // mass(T) and d mass / d log T from one pass (the mass adds in prefix_mass's order, so the two
+  // agree bit for bit): w_i = exp(diff_i / T), dw_i / dlogT = -w_i diff_i / T.
+  auto eval = [&](double temperature, double* slope) {
     if (k >= n) return 1.0;
     if (k <= 0) return 0.0;
-    double total = 0.0, head = 0.0;
+    double total = 0.0, head = 0.0, moment = 0.0, head_moment = 0.0;
     for (int32_t i = 0; i < n; ++i) {
-      total += std::exp(diff[i] / temperature);
-      if (i == k - 1) head = total;
+      const double z = diff[i] / temperature;
+      const double w = std::exp(z);
+      total += w;
+      moment += w * z;
+      if (i == k - 1) {
+        head = total;
+        head_moment = moment;
+      }
     }
+    if (slope != nullptr) *slope = (-head_moment * total + head * moment) / (total * total);
     return head / total;
   };
-  if (mass(kMaxTemperature) >= p) return kMaxTemperature;
-  if (mass(kMinTemperature) < p) return kMinTemperature;
-  // Invariant: mass(exp(lo)) >= p > mass(exp(hi)). Halving the log-range of 18.4 down to 1e-12
-  // (45 steps) leaves T within a relative 1e-12 of the boundary.
-  double lo = std::log(kMinTemperature);
-  double hi = std::log(kMaxTemperature);
-  while (hi - lo > 1e-12) {
-    const double mid = 0.5 * (lo + hi);
-    if (mass(std::exp(mid)) >= p) {
-      lo = mid;
+  if (eval(kMaxTemperature, nullptr) >= p) return kMaxTemperature;
+  if (eval(kMinTemperature, nullptr) < p) return kMinTemperature;
+  // Invariant: mass(exp(lo)) >= p > mass(exp(hi)). Safeguarded Newton in log T (mass is smooth
+  // and decreasing there): the midpoint instead when the Newton point leaves the bracket or |f|
+  // did not halve; once converged, one step just past the root closes the bracket. Ends with a
+  // log-width of 1e-12 (T within a relative 1e-12 of the boundary, like the plain bisection it
+  // replaces) after ~10 passes instead of ~45.
+  double lo = std::log(kMinTemperature), hi = std::log(kMaxTemperature);
+  double x = 0.5 * (lo + hi), prev_abs_f = INFINITY;
+  for (int iter = 0; hi - lo > 1e-12 && iter < 200; ++iter) {
+    double slope = 0.0;
+    const double f = eval(std::exp(x), &slope) - p;
+    if (f >= 0) {
+      lo = x;
     } else {
-      hi = mid;
+      hi = x;
     }
+    double next = 0.5 * (lo + hi);
+    if (slope < 0 && std::fabs(f) <= 0.5 * prev_abs_f) next = x - f / slope;
+    prev_abs_f = std::fabs(f);
+    if (std::fabs(next - x) < 2.5e-13) next = f >= 0 ? x + 5e-13 : x - 5e-13;
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    x = next;
   }
   return std::exp(lo);
 }
