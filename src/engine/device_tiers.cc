@@ -35,6 +35,24 @@ Tensor to_device(Backend& be, const std::vector<T>& v) {
   return to_device(be, v.data(), static_cast<int64_t>(v.size() * sizeof(T) / 4));
 }
 
+// Host vector -> a persistent device buffer (grown by half again when too small); returns the
+// view of the used prefix.
+template <typename T>
+Tensor to_persistent(Backend& be, Tensor& buffer, const std::vector<T>& v) {
+  static_assert(sizeof(T) % 4 == 0);
+  const int64_t n = static_cast<int64_t>(v.size() * sizeof(T) / 4);
+  if (!buffer.data() || buffer.numel() < n) {
+    buffer = be.alloc(DType::kI32, {std::max<int64_t>(n + n / 2, 64)});
+  }
+  Tensor dst = Tensor::view(buffer.data(), DType::kI32, {std::max<int64_t>(n, 1)}, buffer.device());
+  if (n > 0) {
+    Tensor host = Tensor::view(const_cast<T*>(v.data()), DType::kI32, {n}, Device::kCPU);
+    Tensor used = Tensor::view(buffer.data(), DType::kI32, {n}, buffer.device());
+    be.copy_from_host(used, host);
+  }
+  return dst;
+}
+
 #ifdef HARDKV_WITH_CUDA
 const int32_t* i32(const Tensor& t) { return t.data_as<const int32_t>(); }
 cuda::CudaBackend& cuda_of(Backend* be) {
@@ -96,18 +114,24 @@ void DeviceTiers::release_sequence(int64_t seq_id) {
 
 void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
                              std::span<const int32_t> query_indptr,
-                             const kv::TieredAttentionMeta& m) {
+                             const kv::TieredAttentionMeta& m, bool reuse_condensed) {
   meta_ = &m;
   query_indptr_ = to_device(*be_, m.query_indptr);
   dense_block_indptr_ = to_device(*be_, m.dense_block_indptr);
   dense_block_indices_ = to_device(*be_, m.dense_block_indices);
   dense_start_ = to_device(*be_, m.dense_start);
   dense_len_ = to_device(*be_, m.dense_len);
-  page_indptr_ = to_device(*be_, m.page_indptr);
-  page_indices_ = to_device(*be_, m.page_indices);
-  cond_len_ = to_device(*be_, m.cond_len);
-  mask_indptr_ = to_device(*be_, m.mask_indptr);
-  mask_words_ = to_device(*be_, m.mask_words);
+  if (!reuse_condensed) {
+    cond_buffers_.resize(5);
+    page_indptr_ = to_persistent(*be_, cond_buffers_[0], m.page_indptr);
+    page_indices_ = to_persistent(*be_, cond_buffers_[1], m.page_indices);
+    cond_len_ = to_persistent(*be_, cond_buffers_[2], m.cond_len);
+    mask_indptr_ = to_persistent(*be_, cond_buffers_[3], m.mask_indptr);
+    mask_words_ = to_persistent(*be_, cond_buffers_[4], m.mask_words);
+    max_cond_len_ = m.max_cond_len;
+    has_condensed_ = true;
+  }
+  HARDKV_CHECK(has_condensed_, kInternal, "device HARD-KV: no condensed metadata to reuse");
   // Ring rows: of each sequence's new tokens, those among its last obs_window positions.
   const int W = config_.obs_window;
   std::vector<int32_t> src, dst;
@@ -167,7 +191,7 @@ void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
   p.page_size = config_.page_size;
   p.dense_block_size = m.dense_block_size;
   p.max_query_len = m.max_query_len;
-  p.max_cond_len = m.max_cond_len;
+  p.max_cond_len = max_cond_len_;
   p.max_dense_len = m.max_dense_len;
   p.scale = scale;
   const size_t ws = cuda::plan_tiered_attention(p, cuda->num_sms());

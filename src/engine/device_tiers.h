@@ -32,8 +32,11 @@ class DeviceTiers {
   // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): its
   // tiered-attention metadata and ring rows into backend scratch (valid until release_scratch()).
   // Assigns a ring slot to a sequence seen for the first time (kOutOfMemory when none is free).
+  // reuse_condensed: meta was built without its condensed part, which is unchanged since the last
+  // step that uploaded it (same sequences, same HeadwiseKV::condensed_version()).
   void begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
-                  std::span<const int32_t> query_indptr, const kv::TieredAttentionMeta& meta);
+                  std::span<const int32_t> query_indptr, const kv::TieredAttentionMeta& meta,
+                  bool reuse_condensed = false);
   // One layer: q act [num_tokens, Hq, D] into the ring, then attention over the tiers -> out.
   void attend(int layer_idx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
               float scale, Tensor& out);
@@ -61,7 +64,11 @@ class DeviceTiers {
   // The step's metadata on the device (scratch).
   const kv::TieredAttentionMeta* meta_ = nullptr;
   Tensor query_indptr_, dense_block_indptr_, dense_block_indices_, dense_start_, dense_len_;
+  // The condensed part, kept across steps (persistent buffers; views of the used prefix).
   Tensor page_indptr_, page_indices_, cond_len_, mask_indptr_, mask_words_;
+  std::vector<Tensor> cond_buffers_;  // [5] owning I32 buffers behind the views above
+  int max_cond_len_ = 0;
+  bool has_condensed_ = false;
   Tensor ring_src_, ring_dst_;  // the step's query rows -> ring rows
   int ring_rows_ = 0;
 };

@@ -137,9 +137,16 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
     seq_ids.push_back(seq.seq_id);
     q_lens.push_back(s.num_new_tokens);
   }
-  kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens);
+  // Device: the condensed part of the metadata changes only with events and the batch.
+  const bool reuse =
+      tiers_ && seq_ids == meta_seq_ids_ && kv_->condensed_version() == meta_version_;
+  kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens, !reuse);
   hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta));
-  if (tiers_) tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta());
+  if (tiers_) {
+    tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta(), reuse);
+    meta_seq_ids_ = hook_->seq_ids();
+    meta_version_ = kv_->condensed_version();
+  }
   return b;
 }
 

@@ -104,6 +104,9 @@ class HardKVSpace : public KVSpace {
   std::unique_ptr<Hook> hook_;
   std::unordered_set<int64_t> live_ids_;  // sequences holding KV
   int num_pages_per_layer_;
+  // Device: the sequences and condensed version of the last uploaded condensed metadata.
+  std::vector<int64_t> meta_seq_ids_;
+  uint64_t meta_version_ = ~uint64_t{0};
   int64_t num_steps_ = 0;
   HardKVEventTotals totals_;
   std::vector<HardKVMemorySample> samples_;

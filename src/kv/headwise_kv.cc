@@ -71,6 +71,7 @@ const HeadPages& HeadwiseKV::head(int64_t seq_id, int layer_idx, int kv_head) co
 }
 
 void HeadwiseKV::add_sequence(int64_t seq_id) {
+  bump();
   HARDKV_CHECK(!has_sequence(seq_id), kInvalidArgument, "sequence {} is already in the cache",
                seq_id);
   auto s = std::make_unique<SequenceKV>(ObsQueries(config_.num_layers, config_.obs_window,
@@ -82,6 +83,7 @@ void HeadwiseKV::add_sequence(int64_t seq_id) {
 }
 
 void HeadwiseKV::free_sequence(int64_t seq_id) {
+  bump();
   SequenceKV& s = seq(seq_id);
   for (int32_t b : s.dense_blocks) dense_->free_block(b);
   for (int l = 0; l < config_.num_layers; ++l) {
@@ -156,6 +158,7 @@ void HeadwiseKV::retire_dense_before(int64_t seq_id, int new_begin) {
 
 int32_t HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
                                      const float* k, const float* v, float accumulated) {
+  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HARDKV_CHECK(hp.positions.empty() || hp.positions.back() < position, kInternal,
@@ -182,6 +185,7 @@ int32_t HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head,
 
 void HeadwiseKV::set_masked(int64_t seq_id, int layer_idx, int kv_head, int stored_idx,
                             bool masked) {
+  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HARDKV_CHECK(stored_idx >= 0 && stored_idx < hp.num_stored(), kInvalidArgument,
@@ -214,6 +218,7 @@ bool HeadwiseKV::is_masked(int64_t seq_id, int layer_idx, int kv_head, int store
 void HeadwiseKV::set_head_state(int64_t seq_id, int layer_idx, int kv_head,
                                 std::span<const uint8_t> keep, std::span<const float> accumulated,
                                 int64_t& newly_masked, int64_t& unmasked) {
+  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   const int n = hp.num_stored();
@@ -248,6 +253,7 @@ void HeadwiseKV::reserve_masks(int64_t seq_id, int num_stored) {
 
 int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head,
                              std::vector<std::pair<int32_t, int32_t>>* moves) {
+  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HeadPagePool& pool = *pools_[layer_idx];
@@ -281,6 +287,7 @@ int HeadwiseKV::rewrite_head(int64_t seq_id, int layer_idx, int kv_head,
 }
 
 void HeadwiseKV::note_event(int64_t seq_id) {
+  bump();
   SequenceKV& s = seq(seq_id);
   s.steps_since_event = 0;
   ++s.num_events;
@@ -334,7 +341,8 @@ KVMemoryUsage HeadwiseKV::total_usage() const {
 // ---------------------------------------------------------------------------
 
 TieredAttentionMeta HeadwiseKV::build_attention_meta(std::span<const int64_t> seq_ids,
-                                                     std::span<const int32_t> q_lens) const {
+                                                     std::span<const int32_t> q_lens,
+                                                     bool with_condensed) const {
   HARDKV_CHECK(seq_ids.size() == q_lens.size(), kInvalidArgument,
                "{} sequences but {} query lengths", seq_ids.size(), q_lens.size());
   TieredAttentionMeta m;
@@ -363,6 +371,7 @@ TieredAttentionMeta HeadwiseKV::build_attention_meta(std::span<const int64_t> se
     m.max_dense_len = std::max(m.max_dense_len, dense_len);
   }
   m.num_tokens = m.query_indptr.back();
+  if (!with_condensed) return m;
   m.page_indptr.push_back(0);
   m.mask_indptr.push_back(0);
   for (int l = 0; l < L; ++l) {

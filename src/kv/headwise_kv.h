@@ -4,6 +4,7 @@
 // HeadMaskSet per sequence over each head's stored condensed tokens) — with memory accounting.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -153,9 +154,14 @@ class HeadwiseKV {
 
   // --- attention metadata ----------------------------------------------------------------------
   // Flat metadata for one step over seq_ids with q_lens[i] new tokens each (already appended,
-  // in the dense tier). See TieredAttentionMeta.
+  // in the dense tier). See TieredAttentionMeta. with_condensed false leaves the condensed and
+  // sparse part (page_*, cond_len, mask_*, max_cond_len) empty, for a caller that kept it from
+  // an earlier step with the same sequences and condensed_version().
   TieredAttentionMeta build_attention_meta(std::span<const int64_t> seq_ids,
-                                           std::span<const int32_t> q_lens) const;
+                                           std::span<const int32_t> q_lens,
+                                           bool with_condensed = true) const;
+  // Changes whenever a condensed or sparse tier may have changed (any sequence).
+  uint64_t condensed_version() const { return condensed_version_.load(std::memory_order_relaxed); }
 
  private:
   SequenceKV& seq(int64_t seq_id);
@@ -167,6 +173,8 @@ class HeadwiseKV {
   DenseBlockAllocator* dense_;
   std::vector<std::unique_ptr<HeadPagePool>> pools_;  // [num_layers]
   std::unordered_map<int64_t, std::unique_ptr<SequenceKV>> seqs_;
+  std::atomic<uint64_t> condensed_version_{0};  // bumped by every condensed/sparse mutation
+  void bump() { condensed_version_.fetch_add(1, std::memory_order_relaxed); }
 };
 
 }  // namespace hardkv::kv

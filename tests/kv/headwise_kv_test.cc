@@ -187,6 +187,38 @@ HeadwiseKVConfig small_kv_config() {
   return c;
 }
 
+// The condensed version moves with every condensed/sparse change and only then, and a meta built
+// without its condensed part has the same dense part.
+TEST(AttentionMeta, CondensedVersionAndDensePartOnly) {
+  Dims d;
+  Sim sim(d, test_config(16, 4, 2), 41);
+  sim.add(1);
+  sim.append(1, 40);
+  HeadwiseKV& kv = sim.kv();
+  uint64_t v = kv.condensed_version();
+  sim.append(1, 3);  // dense tier only
+  EXPECT_EQ(kv.condensed_version(), v);
+  sim.event(1);
+  EXPECT_NE(kv.condensed_version(), v);
+  v = kv.condensed_version();
+  kv.set_masked(1, 0, 0, 0, true);
+  EXPECT_NE(kv.condensed_version(), v);
+  v = kv.condensed_version();
+  kv.rewrite_head(1, 0, 0);
+  EXPECT_NE(kv.condensed_version(), v);
+  const std::vector<int64_t> ids = {1};
+  const std::vector<int32_t> q = {1};
+  const TieredAttentionMeta full = kv.build_attention_meta(ids, q);
+  const TieredAttentionMeta dense = kv.build_attention_meta(ids, q, /*with_condensed=*/false);
+  EXPECT_EQ(dense.query_indptr, full.query_indptr);
+  EXPECT_EQ(dense.dense_block_indices, full.dense_block_indices);
+  EXPECT_EQ(dense.dense_start, full.dense_start);
+  EXPECT_EQ(dense.dense_len, full.dense_len);
+  EXPECT_EQ(dense.max_dense_len, full.max_dense_len);
+  EXPECT_FALSE(full.page_indices.empty());
+  EXPECT_TRUE(dense.page_indices.empty() && dense.page_indptr.empty() && dense.cond_len.empty());
+}
+
 TEST(DenseTier, SlotsGrowthRetirementAndOutOfMemory) {
   DenseBlockPool pool(5, 4);
   HeadwiseKV kv(small_kv_config(), pool);
