@@ -158,7 +158,6 @@ void HeadwiseKV::retire_dense_before(int64_t seq_id, int new_begin) {
 
 int32_t HeadwiseKV::append_condensed(int64_t seq_id, int layer_idx, int kv_head, int32_t position,
                                      const float* k, const float* v, float accumulated) {
-  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   HARDKV_CHECK(hp.positions.empty() || hp.positions.back() < position, kInternal,
@@ -218,7 +217,6 @@ bool HeadwiseKV::is_masked(int64_t seq_id, int layer_idx, int kv_head, int store
 void HeadwiseKV::set_head_state(int64_t seq_id, int layer_idx, int kv_head,
                                 std::span<const uint8_t> keep, std::span<const float> accumulated,
                                 int64_t& newly_masked, int64_t& unmasked) {
-  bump();
   SequenceKV& s = seq(seq_id);
   HeadPages& hp = mutable_head(s, layer_idx, kv_head);
   const int n = hp.num_stored();

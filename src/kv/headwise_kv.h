@@ -160,7 +160,9 @@ class HeadwiseKV {
   TieredAttentionMeta build_attention_meta(std::span<const int64_t> seq_ids,
                                            std::span<const int32_t> q_lens,
                                            bool with_condensed = true) const;
-  // Changes whenever a condensed or sparse tier may have changed (any sequence).
+  // Changes whenever a condensed or sparse tier may have changed (any sequence): sequences added
+  // or freed, set_masked, rewrite_head, note_event. append_condensed and set_head_state leave it
+  // alone (they run per token and concurrently inside an event, which ends with note_event).
   uint64_t condensed_version() const { return condensed_version_.load(std::memory_order_relaxed); }
 
  private:
