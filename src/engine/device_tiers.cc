@@ -18,39 +18,38 @@
 namespace hardkv {
 namespace {
 
-// Host vector -> device scratch tensor (I32; U64 words travel as pairs of I32).
-Tensor to_device(Backend& be, const void* data, int64_t count_i32) {
-  Tensor t = be.scratch(DType::kI32, {std::max<int64_t>(count_i32, 1)});
-  if (count_i32 > 0) {
-    Tensor host = Tensor::view(const_cast<void*>(data), DType::kI32, {count_i32}, Device::kCPU);
-    Tensor dst = Tensor::view(t.data(), DType::kI32, {count_i32}, t.device());
-    be.copy_from_host(dst, host);
-  }
-  return t;
+// Host I32 words -> the first count_i32 words of device tensor t (U64 words travel as pairs).
+void upload(Backend& be, const Tensor& t, const void* data, int64_t count_i32) {
+  if (count_i32 == 0) return;
+  Tensor host = Tensor::view(const_cast<void*>(data), DType::kI32, {count_i32}, Device::kCPU);
+  Tensor dst = Tensor::view(t.data(), DType::kI32, {count_i32}, t.device());
+  be.copy_from_host(dst, host);
 }
 
 template <typename T>
-Tensor to_device(Backend& be, const std::vector<T>& v) {
+int64_t words(const std::vector<T>& v) {
   static_assert(sizeof(T) % 4 == 0);
-  return to_device(be, v.data(), static_cast<int64_t>(v.size() * sizeof(T) / 4));
+  return static_cast<int64_t>(v.size() * sizeof(T) / 4);
+}
+
+// Host vector -> device scratch tensor.
+template <typename T>
+Tensor to_device(Backend& be, const std::vector<T>& v) {
+  Tensor t = be.scratch(DType::kI32, {std::max<int64_t>(words(v), 1)});
+  upload(be, t, v.data(), words(v));
+  return t;
 }
 
 // Host vector -> a persistent device buffer (grown by half again when too small); returns the
 // view of the used prefix.
 template <typename T>
 Tensor to_persistent(Backend& be, Tensor& buffer, const std::vector<T>& v) {
-  static_assert(sizeof(T) % 4 == 0);
-  const int64_t n = static_cast<int64_t>(v.size() * sizeof(T) / 4);
+  const int64_t n = words(v);
   if (!buffer.data() || buffer.numel() < n) {
     buffer = be.alloc(DType::kI32, {std::max<int64_t>(n + n / 2, 64)});
   }
-  Tensor dst = Tensor::view(buffer.data(), DType::kI32, {std::max<int64_t>(n, 1)}, buffer.device());
-  if (n > 0) {
-    Tensor host = Tensor::view(const_cast<T*>(v.data()), DType::kI32, {n}, Device::kCPU);
-    Tensor used = Tensor::view(buffer.data(), DType::kI32, {n}, buffer.device());
-    be.copy_from_host(used, host);
-  }
-  return dst;
+  upload(be, buffer, v.data(), n);
+  return Tensor::view(buffer.data(), DType::kI32, {std::max<int64_t>(n, 1)}, buffer.device());
 }
 
 #ifdef HARDKV_WITH_CUDA
@@ -100,9 +99,9 @@ DeviceTiers::DeviceTiers(Backend& backend, const kv::HeadwiseKVConfig& config, i
   for (int s = max_seqs - 1; s >= 0; --s) free_slots_.push_back(s);
 }
 
-int64_t DeviceTiers::ring_bytes(const kv::HeadwiseKVConfig& config, int max_seqs, DType act) {
-  return int64_t{config.num_layers} * max_seqs * config.obs_window * config.num_q_heads *
-         config.head_dim * static_cast<int64_t>(dtype_size(act));
+int64_t DeviceTiers::ring_bytes(const ModelConfig& model, int obs_window, int max_seqs, DType act) {
+  return int64_t{model.num_layers} * max_seqs * obs_window * model.num_heads * model.head_dim *
+         static_cast<int64_t>(dtype_size(act));
 }
 
 void DeviceTiers::release_sequence(int64_t seq_id) {

@@ -27,7 +27,7 @@ class DeviceTiers {
 
   Backend& backend() const { return *be_; }
   // Ring bytes of one such DeviceTiers (for memory planning).
-  static int64_t ring_bytes(const kv::HeadwiseKVConfig& config, int max_seqs, DType act);
+  static int64_t ring_bytes(const ModelConfig& model, int obs_window, int max_seqs, DType act);
 
   // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): its
   // tiered-attention metadata and ring rows into backend scratch (valid until release_scratch()).

@@ -59,15 +59,10 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
                                                : std::min<int64_t>(auto_pages, int64_t{1} << 30);
     if (backend_->device() != Device::kCPU && config_.num_head_pages <= 0) {
       // The device observation ring comes out of the condensed tier's half.
-      kv::HeadwiseKVConfig ring;
-      ring.num_layers = static_cast<int>(mc.num_layers);
-      ring.num_q_heads = static_cast<int>(mc.num_heads);
-      ring.head_dim = static_cast<int>(mc.head_dim);
-      ring.obs_window = cc.obs_window;
       const int64_t act = static_cast<int64_t>(dtype_size(backend_->act_dtype()));
       const int64_t page_bytes = int64_t{mc.num_layers} * cc.page_size * mc.head_dim * 2 * act;
       const int64_t ring_bytes =
-          DeviceTiers::ring_bytes(ring, config_.max_num_seqs, backend_->act_dtype());
+          DeviceTiers::ring_bytes(mc, cc.obs_window, config_.max_num_seqs, backend_->act_dtype());
       HARDKV_CHECK(pages * page_bytes > 2 * ring_bytes, kOutOfMemory,
                    "HARD-KV: the observation ring for {} sequences ({} MiB) leaves too little of "
                    "the condensed tier ({} MiB); lower --max-num-seqs or --obs-window",

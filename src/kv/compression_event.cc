@@ -119,8 +119,11 @@ EventPlan plan_compression_event(const HeadwiseKV& kv, int64_t seq_id, const Den
     const bool host_keys = pre == nullptr;  // else the precomputed keys, if any are needed
     for (int h = 0; h < H; ++h) {
       const int segment = l * H + h;
-      float* qh = q_obs.data() + static_cast<size_t>(h) * num_obs * group * D;
-      if (pre == nullptr) s.obs.gather_group(l, h, group, qh);
+      float* qh = nullptr;  // this head's observation queries (host scoring only)
+      if (pre == nullptr) {
+        qh = q_obs.data() + static_cast<size_t>(h) * num_obs * group * D;
+        s.obs.gather_group(l, h, group, qh);
+      }
       const HeadPages& hp = kv.head(seq_id, l, h);
       const int P = cfg.page_size;
       for (int i = cand.cond_begin[segment]; i < hp.num_stored(); ++i) {
