@@ -156,13 +156,22 @@ void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> 
   ring_dst_ = to_device(*be_, dst);
 }
 
+void DeviceTiers::record_queries(int layer_idx, const Tensor& q) {
+#ifdef HARDKV_WITH_CUDA
+  copy_rows(cuda_of(be_), q, ring_[layer_idx], i32(ring_src_), i32(ring_dst_), ring_rows_,
+            config_.num_q_heads * config_.head_dim);
+#else
+  (void)layer_idx, (void)q;
+  no_cuda();
+#endif
+}
+
 void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
                          const Tensor& v_cache, float scale, Tensor& out) {
 #ifdef HARDKV_WITH_CUDA
   cuda::CudaBackend* cuda = &cuda_of(be_);
   HARDKV_CHECK(meta_ != nullptr, kInternal, "device HARD-KV attention before begin_step()");
-  copy_rows(*cuda, q, ring_[layer_idx], i32(ring_src_), i32(ring_dst_), ring_rows_,
-            config_.num_q_heads * config_.head_dim);
+  record_queries(layer_idx, q);
   const kv::TieredAttentionMeta& m = *meta_;
   const int seg0 = m.segment(layer_idx, 0, 0);
   cuda::TieredAttentionParams p;

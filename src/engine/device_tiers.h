@@ -37,7 +37,9 @@ class DeviceTiers {
   void begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
                   std::span<const int32_t> query_indptr, const kv::TieredAttentionMeta& meta,
                   bool reuse_condensed = false);
-  // One layer: q act [num_tokens, Hq, D] into the ring, then attention over the tiers -> out.
+  // One layer's step queries q act [num_tokens, Hq, D] into the ring.
+  void record_queries(int layer_idx, const Tensor& q);
+  // One layer: record_queries, then attention over the tiers -> out.
   void attend(int layer_idx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
               float scale, Tensor& out);
   // A finished sequence gives its ring slot back.

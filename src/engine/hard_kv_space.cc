@@ -19,17 +19,26 @@ class HardKVSpace::Hook : public AttentionHook {
   const kv::TieredAttentionMeta& meta() const { return meta_; }
   const std::vector<int64_t>& seq_ids() const { return seq_ids_; }
   const std::vector<int32_t>& query_indptr() const { return query_indptr_; }
+  // dense_only: no sequence of the step has been compressed yet, so its attention is plain causal
+  // attention over the dense tier, whose block tables the paged meta then carries (the device
+  // runs its paged kernels, tensor-core prefill included).
   void set_step(std::vector<int64_t> seq_ids, std::vector<int32_t> query_indptr,
-                kv::TieredAttentionMeta meta) {
+                kv::TieredAttentionMeta meta, bool dense_only = false) {
+    dense_only_ = dense_only;
     seq_ids_ = std::move(seq_ids);
     query_indptr_ = std::move(query_indptr);
     meta_ = std::move(meta);
   }
   void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
-              const AttentionMeta& /*paged meta: unused*/, float scale, Tensor& out) override {
+              const AttentionMeta& paged, float scale, Tensor& out) override {
     if (tiers_) {  // the rows go to the device ring; the host counts them
       kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, nullptr);
-      tiers_->attend(layer_idx, q, k_cache, v_cache, scale, out);
+      if (dense_only_) {
+        tiers_->record_queries(layer_idx, q);
+        tiers_->backend().attention(q, k_cache, v_cache, paged, scale, out);
+      } else {
+        tiers_->attend(layer_idx, q, k_cache, v_cache, scale, out);
+      }
       return;
     }
     HARDKV_CHECK(q.dtype() == DType::kF32 && q.device() == Device::kCPU, kInvalidArgument,
@@ -46,6 +55,7 @@ class HardKVSpace::Hook : public AttentionHook {
   std::vector<int64_t> seq_ids_;
   std::vector<int32_t> query_indptr_;
   kv::TieredAttentionMeta meta_;
+  bool dense_only_ = false;
 };
 
 HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config,
@@ -120,6 +130,12 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
   b.block_indptr.push_back(0);
   std::vector<int64_t> seq_ids;
   std::vector<int32_t> q_lens;
+  // Device: a step whose sequences were never compressed attends through the paged kernels.
+  bool dense_only = tiers_ != nullptr;
+  for (const ScheduledSeq& s : out.seqs) {
+    const kv::SequenceKV& skv = kv_->sequence(s.seq->seq_id);
+    dense_only = dense_only && skv.num_events == 0 && skv.dense_begin == 0 && skv.dense_base == 0;
+  }
   for (const ScheduledSeq& s : out.seqs) {
     const Sequence& seq = *s.seq;
     const int begin = seq.num_computed_tokens;
@@ -132,7 +148,11 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
     }
     b.query_indptr.push_back(static_cast<int32_t>(b.token_ids.size()));
     b.kv_lens.push_back(end);
-    b.block_indptr.push_back(0);
+    if (dense_only) {
+      const std::vector<int32_t>& blocks = kv_->sequence(seq.seq_id).dense_blocks;
+      b.block_indices.insert(b.block_indices.end(), blocks.begin(), blocks.end());
+    }
+    b.block_indptr.push_back(static_cast<int32_t>(b.block_indices.size()));
     if (s.sample) b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
     seq_ids.push_back(seq.seq_id);
     q_lens.push_back(s.num_new_tokens);
@@ -141,7 +161,7 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
   const bool reuse =
       tiers_ && seq_ids == meta_seq_ids_ && kv_->condensed_version() == meta_version_;
   kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens, !reuse);
-  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta));
+  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta), dense_only);
   if (tiers_) {
     tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta(), reuse);
     meta_seq_ids_ = hook_->seq_ids();
