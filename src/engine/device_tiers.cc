@@ -171,7 +171,6 @@ void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
 #ifdef HARDKV_WITH_CUDA
   cuda::CudaBackend* cuda = &cuda_of(be_);
   HARDKV_CHECK(meta_ != nullptr, kInternal, "device HARD-KV attention before begin_step()");
-  record_queries(layer_idx, q);
   const kv::TieredAttentionMeta& m = *meta_;
   const int seg0 = m.segment(layer_idx, 0, 0);
   cuda::TieredAttentionParams p;

@@ -29,8 +29,9 @@ class DeviceTiers {
   // Ring bytes of one such DeviceTiers (for memory planning).
   static int64_t ring_bytes(const ModelConfig& model, int obs_window, int max_seqs, DType act);
 
-  // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): its
-  // tiered-attention metadata and ring rows into backend scratch (valid until release_scratch()).
+  // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): ring
+  // rows for all of them, and meta (the tiered attention of a subset of them, which may be
+  // empty) into backend scratch (valid until release_scratch()).
   // Assigns a ring slot to a sequence seen for the first time (kOutOfMemory when none is free).
   // reuse_condensed: meta was built without its condensed part, which is unchanged since the last
   // step that uploaded it (same sequences, same HeadwiseKV::condensed_version()).
@@ -39,7 +40,8 @@ class DeviceTiers {
                   bool reuse_condensed = false);
   // One layer's step queries q act [num_tokens, Hq, D] into the ring.
   void record_queries(int layer_idx, const Tensor& q);
-  // One layer: record_queries, then attention over the tiers -> out.
+  // One layer's attention over the tiers for the sequences of the step's meta: q, out act
+  // [meta.num_tokens, Hq, D], the rows of those sequences only (the ring is record_queries').
   void attend(int layer_idx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
               float scale, Tensor& out);
   // A finished sequence gives its ring slot back.

@@ -19,25 +19,34 @@ class HardKVSpace::Hook : public AttentionHook {
   const kv::TieredAttentionMeta& meta() const { return meta_; }
   const std::vector<int64_t>& seq_ids() const { return seq_ids_; }
   const std::vector<int32_t>& query_indptr() const { return query_indptr_; }
-  // dense_only: no sequence of the step has been compressed yet, so its attention is plain causal
-  // attention over the dense tier, whose block tables the paged meta then carries (the device
-  // runs its paged kernels, tensor-core prefill included).
+  // seq_ids / query_indptr: the whole step, in row order. Device: the first num_fresh sequences
+  // were never compressed, so their attention is plain causal attention over the dense tier,
+  // whose block tables the paged meta carries (the paged kernels run, tensor-core prefill
+  // included); meta covers the others (rows from query_indptr[num_fresh] on), whose attention
+  // runs over the tiers. Host: num_fresh = 0 and meta covers the whole step.
   void set_step(std::vector<int64_t> seq_ids, std::vector<int32_t> query_indptr,
-                kv::TieredAttentionMeta meta, bool dense_only = false) {
-    dense_only_ = dense_only;
+                kv::TieredAttentionMeta meta, int num_fresh, int fresh_max_kv_len) {
     seq_ids_ = std::move(seq_ids);
     query_indptr_ = std::move(query_indptr);
     meta_ = std::move(meta);
+    num_fresh_ = num_fresh;
+    fresh_max_kv_len_ = fresh_max_kv_len;
   }
   void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
               const AttentionMeta& paged, float scale, Tensor& out) override {
     if (tiers_) {  // the rows go to the device ring; the host counts them
       kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, nullptr);
-      if (dense_only_) {
-        tiers_->record_queries(layer_idx, q);
-        tiers_->backend().attention(q, k_cache, v_cache, paged, scale, out);
-      } else {
-        tiers_->attend(layer_idx, q, k_cache, v_cache, scale, out);
+      tiers_->record_queries(layer_idx, q);
+      const int fresh_rows = query_indptr_[num_fresh_];
+      if (num_fresh_ > 0) {
+        Tensor q_fresh = rows(q, 0, fresh_rows), out_fresh = rows(out, 0, fresh_rows);
+        tiers_->backend().attention(q_fresh, k_cache, v_cache, fresh_meta(paged), scale,
+                                    out_fresh);
+      }
+      if (num_fresh_ < static_cast<int>(seq_ids_.size())) {
+        const int64_t n = q.shape()[0];
+        Tensor q_rest = rows(q, fresh_rows, n), out_rest = rows(out, fresh_rows, n);
+        tiers_->attend(layer_idx, q_rest, k_cache, v_cache, scale, out_rest);
       }
       return;
     }
@@ -50,12 +59,38 @@ class HardKVSpace::Hook : public AttentionHook {
   }
 
  private:
+  // Rows [begin, end) of t [num_tokens, ...] as a view.
+  static Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
+    Shape shape = t.shape();
+    const int64_t row_elems = t.numel() / shape[0];
+    shape[0] = end - begin;
+    char* base = static_cast<char*>(t.data()) + begin * row_elems * dtype_size(t.dtype());
+    return Tensor::view(base, t.dtype(), shape, t.device());
+  }
+  // The step's paged meta cut to its first num_fresh_ sequences (their rows come first).
+  AttentionMeta fresh_meta(const AttentionMeta& paged) const {
+    AttentionMeta m = paged;
+    const int64_t n = num_fresh_;
+    m.query_indptr = rows(paged.query_indptr, 0, n + 1);
+    m.kv_lens = rows(paged.kv_lens, 0, n);
+    m.block_indptr = rows(paged.block_indptr, 0, n + 1);
+    m.num_seqs = num_fresh_;
+    m.num_tokens = query_indptr_[num_fresh_];
+    m.max_query_len = 0;
+    for (int i = 0; i < num_fresh_; ++i) {
+      m.max_query_len = std::max(m.max_query_len, query_indptr_[i + 1] - query_indptr_[i]);
+    }
+    m.max_kv_len = fresh_max_kv_len_;
+    return m;
+  }
+
   kv::HeadwiseKV* kv_;
   DeviceTiers* tiers_;
   std::vector<int64_t> seq_ids_;
   std::vector<int32_t> query_indptr_;
   kv::TieredAttentionMeta meta_;
-  bool dense_only_ = false;
+  int num_fresh_ = 0;
+  int fresh_max_kv_len_ = 0;
 };
 
 HardKVSpace::HardKVSpace(const ModelConfig& model, const compress::CompressionConfig& config,
@@ -125,18 +160,26 @@ void HardKVSpace::release(Sequence& seq) {
 }
 
 ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
+  // Device: sequences never compressed ("fresh") go first, so that their rows form one block the
+  // paged kernels attend; the rest attend over the tiers. Host: the scheduler's order.
+  std::vector<const ScheduledSeq*> order;
+  for (const ScheduledSeq& s : out.seqs) order.push_back(&s);
+  auto fresh = [&](const ScheduledSeq* s) {
+    const kv::SequenceKV& skv = kv_->sequence(s->seq->seq_id);
+    return tiers_ != nullptr && skv.num_events == 0 && skv.dense_begin == 0 && skv.dense_base == 0;
+  };
+  const auto first_tiered = std::stable_partition(order.begin(), order.end(), fresh);
+  const int num_fresh = static_cast<int>(first_tiered - order.begin());
+
   ForwardBatch b;
   b.query_indptr.push_back(0);
   b.block_indptr.push_back(0);
-  std::vector<int64_t> seq_ids;
-  std::vector<int32_t> q_lens;
-  // Device: a step whose sequences were never compressed attends through the paged kernels.
-  bool dense_only = tiers_ != nullptr;
-  for (const ScheduledSeq& s : out.seqs) {
-    const kv::SequenceKV& skv = kv_->sequence(s.seq->seq_id);
-    dense_only = dense_only && skv.num_events == 0 && skv.dense_begin == 0 && skv.dense_base == 0;
-  }
-  for (const ScheduledSeq& s : out.seqs) {
+  std::vector<int64_t> seq_ids, tiered_ids;
+  std::vector<int32_t> tiered_q_lens;
+  std::vector<int32_t> logits_row(out.seqs.size(), -1);  // by the scheduler's order
+  int fresh_max_kv_len = 0;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const ScheduledSeq& s = *order[i];
     const Sequence& seq = *s.seq;
     const int begin = seq.num_computed_tokens;
     const int end = begin + s.num_new_tokens;
@@ -148,23 +191,31 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
     }
     b.query_indptr.push_back(static_cast<int32_t>(b.token_ids.size()));
     b.kv_lens.push_back(end);
-    if (dense_only) {
+    if (static_cast<int>(i) < num_fresh) {
       const std::vector<int32_t>& blocks = kv_->sequence(seq.seq_id).dense_blocks;
       b.block_indices.insert(b.block_indices.end(), blocks.begin(), blocks.end());
+      fresh_max_kv_len = std::max(fresh_max_kv_len, end);
+    } else {
+      tiered_ids.push_back(seq.seq_id);
+      tiered_q_lens.push_back(s.num_new_tokens);
     }
     b.block_indptr.push_back(static_cast<int32_t>(b.block_indices.size()));
-    if (s.sample) b.logits_indices.push_back(static_cast<int32_t>(b.token_ids.size()) - 1);
+    if (s.sample) logits_row[order[i] - out.seqs.data()] = b.query_indptr.back() - 1;
     seq_ids.push_back(seq.seq_id);
-    q_lens.push_back(s.num_new_tokens);
+  }
+  // Sampled tokens come back in the scheduler's order.
+  for (int32_t row : logits_row) {
+    if (row >= 0) b.logits_indices.push_back(row);
   }
   // Device: the condensed part of the metadata changes only with events and the batch.
   const bool reuse =
-      tiers_ && seq_ids == meta_seq_ids_ && kv_->condensed_version() == meta_version_;
-  kv::TieredAttentionMeta meta = kv_->build_attention_meta(seq_ids, q_lens, !reuse);
-  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta), dense_only);
+      tiers_ && tiered_ids == meta_seq_ids_ && kv_->condensed_version() == meta_version_;
+  kv::TieredAttentionMeta meta = kv_->build_attention_meta(tiered_ids, tiered_q_lens, !reuse);
+  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta), num_fresh,
+                  fresh_max_kv_len);
   if (tiers_) {
     tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta(), reuse);
-    meta_seq_ids_ = hook_->seq_ids();
+    meta_seq_ids_ = std::move(tiered_ids);
     meta_version_ = kv_->condensed_version();
   }
   return b;
