@@ -3,10 +3,17 @@
 // argmax). Prints tokens/s beside the roofline: (weight bytes + KV bytes read per token) / the
 // measured device-to-device copy bandwidth.
 //   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--graph 0|1] [--dir /tmp/m]
-//                [--batch B] [--json out.json]
+//                [--batch B] [--json out.json] [--sample host|gpu] [--profile-step 0|1]
 // --batch B decodes B sequences of `ctx` tokens each (own KV blocks) per step; tok/s counts B
 // tokens per step and the roofline counts every sequence's K/V.
-// --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps.
+// --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps; it also
+// times the graph alone (replays back to back, events: "graph device ms/step").
+// --sample host (default): row 0's F32 logits are downloaded and argmax'd on the host (the method
+// of sessions 1-3); gpu: Backend::sample picks the greedy token on the device (what the engine
+// does) and only the token comes back.
+// --profile-step 1: one eager step between cudaProfilerStart/Stop (for ncu --profile-from-start
+// off), after the timed steps.
+#include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
@@ -85,6 +92,8 @@ int main(int argc, char** argv) {
   int steps = 128;
   int batch = 1;
   bool use_graph = true;
+  bool gpu_sample = false;
+  bool profile_step = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset")
@@ -101,6 +110,10 @@ int main(int argc, char** argv) {
       use_graph = v != "0";
     else if (k == "--batch")
       batch = std::stoi(v);
+    else if (k == "--sample")
+      gpu_sample = v == "gpu";
+    else if (k == "--profile-step")
+      profile_step = v != "0";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -185,10 +198,23 @@ int main(int argc, char** argv) {
           }
         }
         // Row 0 only: downloading [batch, vocab] would dominate a batched step.
-        hardkv::Tensor h = be->download(
-            hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size}, logits.device()));
-        const float* l = h.data_as<float>();
-        const int32_t next = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l) % 256;
+        const hardkv::Tensor row0 =
+            hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size}, logits.device());
+        int32_t next = 0;
+        if (gpu_sample) {
+          hardkv::SampleRows rows;
+          rows.temperature = {0.f};
+          rows.top_k = {0};
+          rows.top_p = {1.f};
+          rows.min_p = {0.f};
+          rows.uniform = {0.0};
+          rows.forced = {-1};
+          next = be->sample(row0, rows).tokens[0] % 256;
+        } else {
+          hardkv::Tensor h = be->download(row0);
+          const float* l = h.data_as<float>();
+          next = static_cast<int32_t>(std::max_element(l, l + c.vocab_size) - l) % 256;
+        }
         be->release_scratch();
         tokens.push_back(next);
       };
@@ -211,6 +237,31 @@ int main(int argc, char** argv) {
         const auto t0 = std::chrono::steady_clock::now();
         step(1, use_graph);
         per.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      // The graph alone: replays back to back (same metadata), timed with events.
+      double graph_device_ms = 0;
+      if (use_graph && graph) {
+        cudaEvent_t e0, e1;
+        cudaEventCreate(&e0);
+        cudaEventCreate(&e1);
+        constexpr int kReplays = 50;
+        for (int i = 0; i < 5; ++i) cuda->launch_graph(*graph);
+        cudaEventRecord(e0, cuda->stream());
+        for (int i = 0; i < kReplays; ++i) cuda->launch_graph(*graph);
+        cudaEventRecord(e1, cuda->stream());
+        check(cudaEventSynchronize(e1), "graph replays");
+        float ms = 0;
+        cudaEventElapsedTime(&ms, e0, e1);
+        graph_device_ms = ms / kReplays;
+        cudaEventDestroy(e0);
+        cudaEventDestroy(e1);
+      }
+      if (profile_step) {
+        be->synchronize();
+        cudaProfilerStart();
+        step(1);
+        be->synchronize();
+        cudaProfilerStop();
       }
       // Per-op device time of eager decode steps (events + a sync around every op).
       nlohmann::json breakdown = nlohmann::json::array();
@@ -250,10 +301,14 @@ int main(int argc, char** argv) {
       const double floor_read_s = (weight_bytes + kv_bytes) / bw;
       std::printf(
           "%s%s batch %d ctx %5d: %.3f ms/step median (%.3f mean) = %.1f tok/s; floor %.3f ms -> "
-          "%.0f%% of roofline; prefill %d tokens %.1f ms\n",
+          "%.0f%% of roofline; prefill %d tokens %.1f ms; sample %s\n",
           preset.c_str(), use_graph ? " (graph)" : "", batch, ctx, median * 1e3, mean * 1e3,
-          batch / median,
-          floor_read_s * 1e3, 100 * floor_read_s / median, ctx, prefill_s * 1e3);
+          batch / median, floor_read_s * 1e3, 100 * floor_read_s / median, ctx, prefill_s * 1e3,
+          gpu_sample ? "gpu" : "host");
+      if (graph_device_ms > 0) {
+        std::printf("  graph device time %.3f ms/step (replays back to back) -> %.0f%% of roofline\n",
+                    graph_device_ms, 100 * floor_read_s / (graph_device_ms * 1e-3));
+      }
       results.push_back({{"preset", preset},
                          {"cuda_graph", use_graph},
                          {"ctx", ctx},
@@ -269,6 +324,8 @@ int main(int argc, char** argv) {
                          {"roofline_fraction", floor_read_s / median},
                          {"prefill_ms", prefill_s * 1e3},
                          {"graph_recaptures", recaptures},
+                         {"graph_device_ms", graph_device_ms},
+                         {"sample", gpu_sample ? "gpu" : "host"},
                          {"op_breakdown", breakdown},
                          {"device", prop.name}});
     }

@@ -132,6 +132,19 @@ class Backend {
   // Paged causal attention: q act [T, Hq, D] -> out act [T, Hq, D], GQA (Hq % Hkv == 0).
   virtual void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                          const AttentionMeta& meta, float scale, Tensor& out) = 0;
+  // qkv_prepare(...) then attention(q_out, k_cache, v_cache, meta, scale, out), as one op that a
+  // backend may fuse (CUDA: decode steps build q and store K/V inside the attention kernel).
+  // Callers guarantee that every query token's slot is the slot of its own KV position (the
+  // token at query row j of sequence i has position kv_lens[i] - q_len_i + j in the block table).
+  // q_out act [T, Hq, D] is the op's workspace (contents unspecified after the call).
+  virtual void qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                                     float eps, const Tensor& positions, const Tensor& cos_sin,
+                                     const Tensor& slots, Tensor& q_out, Tensor& k_cache,
+                                     Tensor& v_cache, const AttentionMeta& meta, float scale,
+                                     Tensor& out) {
+    qkv_prepare(qkv, q_norm, k_norm, eps, positions, cos_sin, slots, q_out, k_cache, v_cache);
+    attention(q_out, k_cache, v_cache, meta, scale, out);
+  }
   // out[i, :] = x[idx[i], :]    x act [T, H]; idx I32 [N]; out act [N, H]
   virtual void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) = 0;
   // One token per row of logits F32 [N, V] (see SampleRows). The default downloads the logits

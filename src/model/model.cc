@@ -4,6 +4,7 @@
 // "norm + linear" and "silu*mul + linear" are single Backend ops that a backend may fuse.
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -158,30 +159,63 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
                  "position {} is beyond the model's max_position_embeddings {}", pos,
                  c.max_position_embeddings);
   }
-  auto to_dev = [&](const std::vector<int32_t>& v) {
-    Tensor t = be.scratch(DType::kI32, {static_cast<int64_t>(v.size())});
-    if (!v.empty()) {
-      Tensor host = Tensor::view(const_cast<int32_t*>(v.data()), DType::kI32,
-                                 {static_cast<int64_t>(v.size())}, Device::kCPU);
-      be.copy_from_host(t, host);
-    }
-    return t;
+  // All step metadata goes up in one host-to-device copy (one copy node in a CUDA graph instead
+  // of eight): the I32 arrays packed at 64-byte-aligned offsets, the block table last so it may
+  // grow inside the copy's 256-byte slot under a captured graph.
+  const std::vector<int32_t>* arrays[] = {&b.token_ids,   &b.positions,    &b.slot_mapping,
+                                          &b.logits_indices, &b.query_indptr, &b.kv_lens,
+                                          &b.block_indptr, &b.block_indices};
+  constexpr int kArrays = sizeof(arrays) / sizeof(arrays[0]);
+  int64_t offsets[kArrays + 1] = {0};
+  for (int a = 0; a < kArrays; ++a) {
+    offsets[a + 1] = offsets[a] + (static_cast<int64_t>(arrays[a]->size()) + 15) / 16 * 16;
+  }
+  std::vector<int32_t> packed(static_cast<size_t>(std::max<int64_t>(offsets[kArrays], 1)), 0);
+  for (int a = 0; a < kArrays; ++a) {
+    std::copy(arrays[a]->begin(), arrays[a]->end(), packed.begin() + offsets[a]);
+  }
+  Tensor packed_dev = be.scratch(DType::kI32, {static_cast<int64_t>(packed.size())});
+  {
+    Tensor host = Tensor::view(packed.data(), DType::kI32, {static_cast<int64_t>(packed.size())},
+                               Device::kCPU);
+    be.copy_from_host(packed_dev, host);
+  }
+  auto part = [&](int a) {
+    return Tensor::view(packed_dev.data_as<int32_t>() + offsets[a], DType::kI32,
+                        {static_cast<int64_t>(arrays[a]->size())}, packed_dev.device());
   };
-  Tensor ids = to_dev(b.token_ids);
-  Tensor positions = to_dev(b.positions);
-  Tensor slots = to_dev(b.slot_mapping);
-  Tensor logits_idx = to_dev(b.logits_indices);
+  Tensor ids = part(0);
+  Tensor positions = part(1);
+  Tensor slots = part(2);
+  Tensor logits_idx = part(3);
   AttentionMeta meta;
-  meta.query_indptr = to_dev(b.query_indptr);
-  meta.kv_lens = to_dev(b.kv_lens);
-  meta.block_indptr = to_dev(b.block_indptr);
-  meta.block_indices = to_dev(b.block_indices);
+  meta.query_indptr = part(4);
+  meta.kv_lens = part(5);
+  meta.block_indptr = part(6);
+  meta.block_indices = part(7);
   meta.num_seqs = static_cast<int>(num_seqs);
   meta.num_tokens = static_cast<int>(num_tokens);
   meta.block_size = kv.block_size;
   for (int64_t s = 0; s < num_seqs; ++s) {
     meta.max_query_len = std::max(meta.max_query_len, b.query_indptr[s + 1] - b.query_indptr[s]);
     meta.max_kv_len = std::max(meta.max_kv_len, b.kv_lens[s]);
+  }
+
+  // qkv_prepare_attention's precondition: each query token is stored at the slot of its own KV
+  // position (kv_len - q_len + j), as the engine lays steps out; otherwise the separate ops run.
+  bool slots_match_positions = true;
+  for (int64_t s = 0; s < num_seqs && slots_match_positions; ++s) {
+    const int32_t q_begin = b.query_indptr[s], q_len = b.query_indptr[s + 1] - q_begin;
+    for (int32_t j = 0; j < q_len; ++j) {
+      const int64_t pos = b.kv_lens[s] - q_len + j;
+      const int64_t blk = b.block_indptr[s] + pos / kv.block_size;
+      if (pos < 0 || blk >= b.block_indptr[s + 1] ||
+          b.slot_mapping[q_begin + j] !=
+              static_cast<int64_t>(b.block_indices[blk]) * kv.block_size + pos % kv.block_size) {
+        slots_match_positions = false;
+        break;
+      }
+    }
   }
 
   const DType act = be.act_dtype();
@@ -207,11 +241,16 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
     } else {  // h holds the last MLP output
       be.add_rms_norm_linear(h, residual, l.input_norm, eps, l.wqkv, opt(l.bqkv), qkv);
     }
-    be.qkv_prepare(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_, slots, q,
-                   kv.k[i], kv.v[i]);
     if (hook) {
+      be.qkv_prepare(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_, slots, q,
+                     kv.k[i], kv.v[i]);
       hook->attend(static_cast<int>(i), q, kv.k[i], kv.v[i], meta, scale, attn);
+    } else if (slots_match_positions) {
+      be.qkv_prepare_attention(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_,
+                               slots, q, kv.k[i], kv.v[i], meta, scale, attn);
     } else {
+      be.qkv_prepare(qkv, opt(l.q_norm), opt(l.k_norm), eps, positions, rope_cos_sin_, slots, q,
+                     kv.k[i], kv.v[i]);
       be.attention(q, kv.k[i], kv.v[i], meta, scale, attn);
     }
     Tensor attn2 = attn.reshape({num_tokens, hq * hd});

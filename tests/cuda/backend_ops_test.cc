@@ -129,7 +129,9 @@ TEST_F(CudaOpsTest, Linear) {
       // long rows (k >= 4096: the skinny kernel's deeper unroll), k not a multiple of its step
       {1, 4096, 520, true, false},   {3, 12296, 64, false, true}, {2, 8200, 33, true, false},
       // narrow matrices (fewer 16-row blocks than SMs): each row split over 4 warps
-      {1, 2048, 1024, false, false}, {3, 3072, 17, true, true},   {2, 1024, 1, false, false}};
+      {1, 2048, 1024, false, false}, {3, 3072, 17, true, true},   {2, 1024, 1, false, false},
+      // wide matrices (more than one wave of 16-row blocks, n == 1): 2 rows per warp; m % 32 != 0
+      {1, 512, 8500, true, false},   {1, 1024, 6144, false, true}};
   for (const Case& c : cases) {
     Tensor x = random({c.n, c.k}), w = random({c.m, c.k}, 0.05f), b = random({c.m});
     const DType out_dt = c.f32_out ? DType::kF32 : DType::kBF16;
@@ -166,7 +168,8 @@ TEST_F(CudaOpsTest, AddRmsNormLinear) {
   const Case cases[] = {{1, 1024, 4096, false}, {2, 1024, 6144, false}, {3, 1024, 1000, true},
                         {4, 1024, 1024, false}, {1, 4096, 520, true},   {2, 4096, 6144, false},
                         {4, 6144, 300, false},  {4, 3584, 64, true},    {1, 64, 384, true},
-                        {8, 256, 96, false},    {2, 72, 40, false},     {1, 1024, 4096, false}};
+                        {8, 256, 96, false},    {2, 72, 40, false},     {1, 1024, 4096, false},
+                        {1, 1024, 6144, false}, {1, 1024, 8500, true}};
   for (const Case& c : cases) {
     Tensor x = random({c.n, c.k}), res = random({c.n, c.k}, 2.f), nw = random({c.k});
     Tensor w = random({c.m, c.k}, 0.05f), b = random({c.m});
@@ -195,7 +198,8 @@ TEST_F(CudaOpsTest, SiluMulLinear) {
   };
   const Case cases[] = {{1, 3072, 1024, false}, {2, 3072, 1024, true}, {4, 3072, 1000, false},
                         {1, 12288, 256, true},  {3, 1024, 6144, false}, {4, 12288, 64, false},
-                        {9, 256, 128, true},    {1, 128, 64, false},    {2, 20, 16, false}};
+                        {9, 256, 128, true},    {1, 128, 64, false},    {2, 20, 16, false},
+                        {1, 1024, 8500, true}};
   for (const Case& c : cases) {
     Tensor gu = random({c.n, 2 * c.k}, 2.f), w = random({c.m, c.k}, 0.05f), b = random({c.m});
     Tensor bc = cpu_act(b), bg = gpu_act(b);

@@ -146,16 +146,21 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >= p.max_kv_len, kInternal,
                "attention: splits cover ", p.num_splits * p.kv_chunk, " of ", p.max_kv_len,
                " KV positions");
+  const bool decode = p.max_query_len == 1 &&
+                     decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads);
+  CUDA_REQUIRE(p.qkv == nullptr || (decode && p.positions && p.cos_sin && p.slots && p.k_cache_w &&
+                                    p.v_cache_w && p.max_pos > 0 && p.num_slots > 0),
+               kInternal, "attention: fused q/k/v preparation needs the decode kernel and its "
+               "inputs (max_query_len ", p.max_query_len, ", head_dim ", p.head_dim, ")");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;
-  if (p.max_query_len == 1 &&
-      decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads)) {
+  if (decode) {
     launch_decode_attention(p, stream);
   } else if (use_prefill_kernel(p)) {
     launch_prefill_attention(p, stream);
   } else {
     launch_general(p, stream);
   }
-  if (p.num_splits > 1) {
+  if (p.num_splits > 1 && !(decode && p.split_counters != nullptr)) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
     launch_pdl(combine_splits_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0,
                stream, p.partial_o, p.partial_ml, p.out, p.num_splits, rows, p.head_dim);

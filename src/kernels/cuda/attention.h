@@ -37,6 +37,26 @@ struct PagedAttentionParams {
   int kv_chunk = 0;             // positions per split, a multiple of kAttentionKvTile
   float* partial_o = nullptr;   // F32 [num_splits, num_tokens, num_q_heads, head_dim]
   float* partial_ml = nullptr;  // F32 [num_splits, num_tokens, num_q_heads, 2] (max, sum)
+  // Decode kernel only: with split_counters set, the last split block of each (sequence, KV
+  // head) to finish merges the partials itself (no combine kernel). [num_seqs * num_kv_heads],
+  // zero on entry, left zero.
+  unsigned* split_counters = nullptr;
+
+  // Fused input preparation (decode kernel only, set by launch_decode_attention_from_qkv): q is
+  // not read; every block builds its query heads from qkv (rms_norm with q_norm when set, RoPE at
+  // positions[token]) and the block holding a sequence's last KV position first stores that
+  // token's key (k_norm, RoPE) and value at slots[token], which must be that position's slot.
+  const __nv_bfloat16* qkv = nullptr;     // [num_tokens, (num_q_heads + 2 num_kv_heads) * D]
+  const __nv_bfloat16* q_norm = nullptr;  // [D] or null
+  const __nv_bfloat16* k_norm = nullptr;  // [D] or null
+  float eps = 1e-6f;
+  const int32_t* positions = nullptr;  // [num_tokens]
+  const float* cos_sin = nullptr;      // F32 [max_pos, D]
+  int max_pos = 0;
+  const int32_t* slots = nullptr;      // [num_tokens]; -1 (or out of range): not stored
+  int64_t num_slots = 0;
+  __nv_bfloat16* k_cache_w = nullptr;  // k_cache, writable
+  __nv_bfloat16* v_cache_w = nullptr;  // v_cache, writable
 };
 
 inline constexpr int kAttentionKvTile = 64;   // KV positions per shared-memory tile
@@ -46,7 +66,8 @@ inline constexpr int kAttentionRowTile = 16;  // (query token, head-in-group) ro
 // (decode at small batch), and returns the workspace size in floats.
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms);
 
-// Checks shapes and launches (plus the combine kernel when num_splits > 1).
+// Checks shapes and launches (plus the combine kernel when num_splits > 1 and the kernel does
+// not merge its splits itself: split_counters unset, or not the decode kernel).
 // head_dim in {16, 32, 64, 128, 256}.
 void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream);
 

@@ -4,12 +4,14 @@
 
 #include <cuda_bf16.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/embedding.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/cuda/kv_store.h"
@@ -24,6 +26,23 @@ namespace cuda {
 namespace {
 
 constexpr size_t kStagingBytes = 8u << 20;
+// Split counters for the decode kernel's in-kernel merge: (sequence, KV head) pairs per step.
+constexpr int64_t kAttnCounters = 1 << 16;
+
+bool env_not_zero(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+// HARDKV_FUSED_ATTENTION=0: decode steps run qkv_prepare and attention as two kernels.
+bool fused_attention_enabled() {
+  static const bool on = env_not_zero("HARDKV_FUSED_ATTENTION");
+  return on;
+}
+// HARDKV_ATTN_COMBINE=0: split-KV decode attention merges its splits in a separate kernel.
+bool attn_combine_enabled() {
+  static const bool on = env_not_zero("HARDKV_ATTN_COMBINE");
+  return on;
+}
 
 using bf16 = __nv_bfloat16;
 
@@ -79,6 +98,8 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   gemm_ = std::make_unique<LtGemm>();
   CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gemv_counter_), sizeof(unsigned)));
   CUDA_CHECK(cudaMemsetAsync(gemv_counter_, 0, sizeof(unsigned), stream_));
+  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&attn_counters_), kAttnCounters * sizeof(unsigned)));
+  CUDA_CHECK(cudaMemsetAsync(attn_counters_, 0, kAttnCounters * sizeof(unsigned), stream_));
   CUDA_CHECK(cudaEventCreate(&prof_start_));
   CUDA_CHECK(cudaEventCreate(&prof_stop_));
 }
@@ -91,6 +112,7 @@ CudaBackend::~CudaBackend() {
   if (prof_stop_) cudaEventDestroy(prof_stop_);
   if (staging_) cudaFreeHost(staging_);
   if (gemv_counter_) cudaFree(gemv_counter_);
+  if (attn_counters_) cudaFree(attn_counters_);
   if (stream_) cudaStreamDestroy(stream_);
 }
 
@@ -454,8 +476,9 @@ void CudaBackend::kv_store(const Tensor& k, const Tensor& v, const Tensor& slots
                   k_cache.dim(0) * k_cache.dim(1), stream_);
 }
 
-void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                            const AttentionMeta& meta, float scale, Tensor& out) {
+PagedAttentionParams CudaBackend::attention_params(const Tensor& q, const Tensor& k_cache,
+                                                   const Tensor& v_cache, const AttentionMeta& meta,
+                                                   float scale, Tensor& out) {
   check_dtype(q, DType::kBF16, "attention", "q");
   check_dtype(k_cache, DType::kBF16, "attention", "k_cache");
   check_dtype(v_cache, DType::kBF16, "attention", "v_cache");
@@ -506,12 +529,79 @@ void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor
     p.partial_ml =
         ws + static_cast<size_t>(p.num_splits) * p.num_tokens * p.num_q_heads * p.head_dim;
   }
+  const bool decode_kernel =
+      p.max_query_len == 1 && decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads);
+  if (p.num_splits > 1 && decode_kernel && attn_combine_enabled() &&
+      static_cast<int64_t>(p.num_seqs) * p.num_kv_heads <= kAttnCounters) {
+    p.split_counters = attn_counters_;
+  }
+  return p;
+}
+
+void CudaBackend::attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                            const AttentionMeta& meta, float scale, Tensor& out) {
+  PagedAttentionParams p = attention_params(q, k_cache, v_cache, meta, scale, out);
   const ProfileScope prof(
       this, profiling_ ? fmt::format("attention q{} splits{}", p.num_tokens, p.num_splits)
                        : std::string());
   if (record_op(9,
                 {p.q, p.k_cache, p.v_cache, p.out, p.partial_o, p.query_indptr, p.kv_lens,
-                 p.block_indptr, p.block_indices},
+                 p.block_indptr, p.block_indices, p.split_counters},
+                static_cast<int64_t>(p.num_tokens) * 1000003 + p.num_splits * 1009 + p.kv_chunk))
+    return;
+  launch_paged_attention(p, stream_);
+}
+
+void CudaBackend::qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm,
+                                        const Tensor* k_norm, float eps, const Tensor& positions,
+                                        const Tensor& cos_sin, const Tensor& slots, Tensor& q_out,
+                                        Tensor& k_cache, Tensor& v_cache,
+                                        const AttentionMeta& meta, float scale, Tensor& out) {
+  const int64_t hq = q_out.ndim() == 3 ? q_out.dim(1) : 0;
+  const int64_t hkv = k_cache.ndim() == 4 ? k_cache.dim(2) : 0;
+  const int64_t d = q_out.ndim() == 3 ? q_out.dim(2) : 0;
+  const bool fusable = fused_attention_enabled() && meta.max_query_len == 1 && hkv > 0 &&
+                       hq % hkv == 0 && decode_attention_supported(static_cast<int>(d),
+                                                                   static_cast<int>(hq / hkv));
+  if (!fusable) {
+    Backend::qkv_prepare_attention(qkv, q_norm, k_norm, eps, positions, cos_sin, slots, q_out,
+                                   k_cache, v_cache, meta, scale, out);
+    return;
+  }
+  check_dtype(qkv, DType::kBF16, "qkv_prepare_attention", "qkv");
+  check_dtype(positions, DType::kI32, "qkv_prepare_attention", "positions");
+  check_dtype(cos_sin, DType::kF32, "qkv_prepare_attention", "cos_sin");
+  check_dtype(slots, DType::kI32, "qkv_prepare_attention", "slots");
+  if (q_norm) check_dtype(*q_norm, DType::kBF16, "qkv_prepare_attention", "q_norm");
+  if (k_norm) check_dtype(*k_norm, DType::kBF16, "qkv_prepare_attention", "k_norm");
+  const int64_t t = q_out.dim(0);
+  HARDKV_CHECK(qkv.numel() == t * (hq + 2 * hkv) * d && positions.numel() == t &&
+                   slots.numel() == t && cos_sin.ndim() == 2 && cos_sin.dim(1) == d &&
+                   (!q_norm || q_norm->numel() == d) && (!k_norm || k_norm->numel() == d),
+               kInvalidArgument,
+               "cuda qkv_prepare_attention: qkv {} q_out {} caches {} positions {} slots {}",
+               shape_str(qkv.shape()), shape_str(q_out.shape()), shape_str(k_cache.shape()),
+               shape_str(positions.shape()), shape_str(slots.shape()));
+  PagedAttentionParams p = attention_params(q_out, k_cache, v_cache, meta, scale, out);
+  p.qkv = cbf(qkv);
+  p.q_norm = q_norm ? cbf(*q_norm) : nullptr;
+  p.k_norm = k_norm ? cbf(*k_norm) : nullptr;
+  p.eps = eps;
+  p.positions = ci32(positions);
+  p.cos_sin = cos_sin.data_as<const float>();
+  p.max_pos = static_cast<int>(cos_sin.dim(0));
+  p.slots = ci32(slots);
+  p.num_slots = k_cache.dim(0) * k_cache.dim(1);
+  p.k_cache_w = mbf(k_cache);
+  p.v_cache_w = mbf(v_cache);
+  const ProfileScope prof(
+      this, profiling_ ? fmt::format("qkv_prepare+attention q{} splits{}", p.num_tokens,
+                                     p.num_splits)
+                       : std::string());
+  if (record_op(15,
+                {p.qkv, p.q_norm, p.k_norm, p.positions, p.cos_sin, p.slots, p.k_cache, p.v_cache,
+                 p.out, p.partial_o, p.query_indptr, p.kv_lens, p.block_indptr, p.block_indices,
+                 p.split_counters},
                 static_cast<int64_t>(p.num_tokens) * 1000003 + p.num_splits * 1009 + p.kv_chunk))
     return;
   launch_paged_attention(p, stream_);

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "kernels/backend.h"
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/scratch_arena.h"
 
@@ -53,6 +54,12 @@ class CudaBackend final : public Backend {
                    Tensor& q_out, Tensor& k_cache, Tensor& v_cache) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionMeta& meta, float scale, Tensor& out) override;
+  // Decode steps (one query token per sequence, decode kernel shapes): one kernel
+  // (HARDKV_FUSED_ATTENTION=0: qkv_prepare + attention).
+  void qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                             float eps, const Tensor& positions, const Tensor& cos_sin,
+                             const Tensor& slots, Tensor& q_out, Tensor& k_cache, Tensor& v_cache,
+                             const AttentionMeta& meta, float scale, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
   // GPU sampling (cuda_backend_sample.cc): only tokens (and log-probabilities) leave the device.
   SampleResult sample(const Tensor& logits, const SampleRows& rows) override;
@@ -112,6 +119,11 @@ class CudaBackend final : public Backend {
   bool record_op(int op, std::initializer_list<const void*> ptrs, int64_t size);
   // The bias pointer of a linear op (null when absent), checked against m outputs.
   static const __nv_bfloat16* linear_bias(const Tensor* bias, int64_t m, const char* op);
+  // Shape checks and launch parameters of a paged attention op (planned, workspace from scratch,
+  // split counters when the decode kernel merges its own splits).
+  PagedAttentionParams attention_params(const Tensor& q, const Tensor& k_cache,
+                                        const Tensor& v_cache, const AttentionMeta& meta,
+                                        float scale, Tensor& out);
   // Copies host bytes to device through a pinned staging buffer (no stream sync when it fits).
   void copy_to_device_async(void* dst, const void* src, size_t bytes);
 
@@ -120,6 +132,8 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<LtGemm> gemm_;
   unsigned* gemv_counter_ = nullptr;  // device uint32, 0 between fused add_rms_norm GEMVs
+  // Device uint32 [kAttnCounters], 0 between decode attention kernels (in-kernel split merge).
+  unsigned* attn_counters_ = nullptr;
   ScratchArena scratch_;
   char* staging_ = nullptr;  // pinned host memory, kStagingBytes, reused per step
   size_t staging_used_ = 0;

@@ -4,6 +4,9 @@
 // hold 8 dims of one token row (one 16-byte load); a worker takes a contiguous run of kUnroll
 // tokens per step, issuing all its K and V loads before any math, and keeps its own online-softmax
 // state (m, l, o) per head. The workers' states merge through shared memory at the end.
+// kFused: the block first builds its query heads from the fused q/k/v projection (per-head norm,
+// RoPE) and the block owning the new token's position stores its K/V (qkv_prepare folded in).
+// With split_counters, the last split block of a (sequence, KV head) merges the partials.
 #pragma once
 
 #include <cmath>
@@ -12,6 +15,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/pdl.cuh"
+#include "kernels/cuda/qkv_prepare_row.cuh"
 
 namespace hardkv::cuda {
 
@@ -30,7 +34,9 @@ struct DecodeAttentionTraits {
   static constexpr int kStep = kWorkers * kUnroll;  // tokens per block per step
 };
 
-template <int D, int G>
+inline constexpr int kDecodeMaxSplits = 128;  // plan_paged_attention's cap
+
+template <int D, int G, bool kFused>
 __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
     decode_attention_kernel(const PagedAttentionParams p) {
   using T = DecodeAttentionTraits<D, G>;
@@ -40,6 +46,8 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   __shared__ float m_s[kW][G];                   // per worker and head: running max (log2 units)
   __shared__ float l_s[kW][G];                   // per worker and head: sum of 2^(s - m)
   __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
+  __shared__ __align__(16) bf16 q_s[kFused ? G : 1][D];  // kFused: the prepared query heads
+  __shared__ bool last_block;
 
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
   pdl_wait();
@@ -50,156 +58,245 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   const int kv_begin = split * p.kv_chunk;
   const int kv_end = min(kv_len, kv_begin + p.kv_chunk);
   const int head0 = kv_head * G;
-  if (kv_begin >= kv_end && p.num_splits > 1) {
-    // A split past this sequence's end (the grid is planned for the longest bound): the combine
-    // skips partials with l == 0 without reading their o.
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  // A split past this sequence's end (the grid is planned for the longest bound) leaves an empty
+  // partial (l == 0: the merge skips it without reading its o).
+  const bool empty = kv_begin >= kv_end;
+  if (empty && p.num_splits == 1) return;
+
+  if constexpr (kFused) {
+    if (!empty) {
+      // Rows: the G query heads, then (the block holding position kv_len - 1) K and V.
+      const int64_t qkv_row = static_cast<int64_t>(p.num_q_heads + 2 * p.num_kv_heads) * D;
+      const bf16* src_tok = p.qkv + static_cast<int64_t>(tok) * qkv_row;
+      const int32_t pos = p.positions[tok];
+      const float* cs = pos >= 0 && pos < p.max_pos ? p.cos_sin + static_cast<int64_t>(pos) * D
+                                                    : nullptr;
+      const int32_t slot = p.slots[tok];
+      const bool store = kv_len - 1 >= kv_begin && kv_len - 1 < kv_end && slot >= 0 &&
+                         slot < p.num_slots;
+      const int rows = G + (store ? 2 : 0);
+      for (int r = warp; r < rows; r += T::kWarps) {
+        if (r < G) {
+          prepare_head_row(src_tok + static_cast<int64_t>(head0 + r) * D, q_s[r], p.q_norm, p.eps,
+                           cs, D, lane);
+        } else {
+          const int64_t dst = (static_cast<int64_t>(slot) * p.num_kv_heads + kv_head) * D;
+          if (r == G) {
+            prepare_head_row(src_tok + static_cast<int64_t>(p.num_q_heads + kv_head) * D,
+                             p.k_cache_w + dst, p.k_norm, p.eps, cs, D, lane);
+          } else {
+            const bf16* v =
+                src_tok + static_cast<int64_t>(p.num_q_heads + p.num_kv_heads + kv_head) * D;
+            for (int i = lane * 8; i < D; i += 32 * 8) {
+              *reinterpret_cast<uint4*>(p.v_cache_w + dst + i) =
+                  *reinterpret_cast<const uint4*>(v + i);
+            }
+          }
+        }
+      }
+      __syncthreads();  // q_s ready; this block's K/V store is visible to its own loads below
+    }
+  }
+
+  if (empty) {
     if (threadIdx.x < G) {
       const int64_t idx =
           (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head0 + threadIdx.x;
       p.partial_ml[idx * 2] = -INFINITY;
       p.partial_ml[idx * 2 + 1] = 0.f;
     }
-    return;
-  }
+  } else {
+    const int worker = warp * T::kTokensPerWarp + lane / kLpt;
+    const int chunk = lane % kLpt;  // this lane owns dims [chunk * 8, chunk * 8 + 8)
 
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int worker = warp * T::kTokensPerWarp + lane / kLpt;
-  const int chunk = lane % kLpt;  // this lane owns dims [chunk * 8, chunk * 8 + 8)
-
-  // q of the G heads, scaled by softmax scale * log2(e) so the softmax can use exp2.
-  const float q_scale = p.scale * 1.4426950408889634f;
-  float q[G][8];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    load8(p.q + (static_cast<int64_t>(tok) * p.num_q_heads + head0 + g) * D + chunk * 8, q[g]);
-#pragma unroll
-    for (int k = 0; k < 8; ++k) q[g][k] *= q_scale;
-  }
-  float m[G], l[G], o[G][8];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.f;
-#pragma unroll
-    for (int k = 0; k < 8; ++k) o[g][k] = 0.f;
-  }
-
-  const int32_t* blocks = p.block_indices + p.block_indptr[seq];
-  const int bs = p.block_size;
-  const int64_t slot_stride = static_cast<int64_t>(p.num_kv_heads) * D;  // elements per slot
-  const bf16* k_base = p.k_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
-  const bf16* v_base = p.v_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
-
-  for (int t0 = kv_begin; t0 < kv_end; t0 += T::kStep) {
-    const int pos0 = t0 + worker * kU;
-    // Block-table lookups first, then every K and V load of the step, so their latencies overlap.
-    int64_t slot[kU];
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      const int pos = min(pos0 + u, kv_end - 1);
-      slot[u] = static_cast<int64_t>(__ldg(blocks + pos / bs)) * bs + pos % bs;
-    }
-    uint4 kr[kU], vr[kU];
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      kr[u] = __ldg(reinterpret_cast<const uint4*>(k_base + slot[u] * slot_stride));
-      vr[u] = __ldg(reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride));
-    }
-
-    // Scores: 8-dim partial dots, summed over the worker's lanes.
-    float s[G][kU];
-#pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      float k[8];
-      unpack8(kr[u], k);
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-        float a = q[g][0] * k[0];
-#pragma unroll
-        for (int i = 1; i < 8; ++i) a = fmaf(q[g][i], k[i], a);
-        s[g][u] = a;
-      }
-    }
-#pragma unroll
-    for (int off = kLpt / 2; off > 0; off /= 2) {
-#pragma unroll
-      for (int g = 0; g < G; ++g) {
-#pragma unroll
-        for (int u = 0; u < kU; ++u) s[g][u] += __shfl_xor_sync(0xffffffffu, s[g][u], off);
-      }
-    }
-
-    // Online softmax over the worker's run; s becomes the probabilities (0 past kv_end).
+    // q of the G heads, scaled by softmax scale * log2(e) so the softmax can use exp2.
+    const float q_scale = p.scale * 1.4426950408889634f;
+    float q[G][8];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
-      float mx = m[g];
-#pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        if (pos0 + u < kv_end) mx = fmaxf(mx, s[g][u]);
+      if constexpr (kFused) {
+        load8(&q_s[g][chunk * 8], q[g]);
+      } else {
+        load8(p.q + (static_cast<int64_t>(tok) * p.num_q_heads + head0 + g) * D + chunk * 8, q[g]);
       }
-      const float alpha = mx == -INFINITY ? 1.f : exp2f(m[g] - mx);
-      m[g] = mx;
-      l[g] *= alpha;
 #pragma unroll
-      for (int k = 0; k < 8; ++k) o[g][k] *= alpha;
+      for (int k = 0; k < 8; ++k) q[g][k] *= q_scale;
+    }
+    float m[G], l[G], o[G][8];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      m[g] = -INFINITY;
+      l[g] = 0.f;
+#pragma unroll
+      for (int k = 0; k < 8; ++k) o[g][k] = 0.f;
+    }
+
+    const int32_t* blocks = p.block_indices + p.block_indptr[seq];
+    const int bs = p.block_size;
+    const int64_t slot_stride = static_cast<int64_t>(p.num_kv_heads) * D;  // elements per slot
+    const bf16* k_base = p.k_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+    const bf16* v_base = p.v_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+
+    for (int t0 = kv_begin; t0 < kv_end; t0 += T::kStep) {
+      const int pos0 = t0 + worker * kU;
+      // Block-table lookups first, then every K and V load of the step, so their latencies
+      // overlap.
+      int64_t slot[kU];
 #pragma unroll
       for (int u = 0; u < kU; ++u) {
-        s[g][u] = pos0 + u < kv_end ? exp2f(s[g][u] - mx) : 0.f;
-        l[g] += s[g][u];
+        const int pos = min(pos0 + u, kv_end - 1);
+        slot[u] = static_cast<int64_t>(__ldg(blocks + pos / bs)) * bs + pos % bs;
+      }
+      uint4 kr[kU], vr[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const uint4* kp = reinterpret_cast<const uint4*>(k_base + slot[u] * slot_stride);
+        const uint4* vp = reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride);
+        if constexpr (kFused) {  // the cache is written in this kernel: no read-only path
+          kr[u] = __ldcg(kp);
+          vr[u] = __ldcg(vp);
+        } else {
+          kr[u] = __ldg(kp);
+          vr[u] = __ldg(vp);
+        }
+      }
+
+      // Scores: 8-dim partial dots, summed over the worker's lanes.
+      float s[G][kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        float k[8];
+        unpack8(kr[u], k);
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+          float a = q[g][0] * k[0];
+#pragma unroll
+          for (int i = 1; i < 8; ++i) a = fmaf(q[g][i], k[i], a);
+          s[g][u] = a;
+        }
+      }
+#pragma unroll
+      for (int off = kLpt / 2; off > 0; off /= 2) {
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+#pragma unroll
+          for (int u = 0; u < kU; ++u) s[g][u] += __shfl_xor_sync(0xffffffffu, s[g][u], off);
+        }
+      }
+
+      // Online softmax over the worker's run; s becomes the probabilities (0 past kv_end).
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        float mx = m[g];
+#pragma unroll
+        for (int u = 0; u < kU; ++u) {
+          if (pos0 + u < kv_end) mx = fmaxf(mx, s[g][u]);
+        }
+        const float alpha = mx == -INFINITY ? 1.f : exp2f(m[g] - mx);
+        m[g] = mx;
+        l[g] *= alpha;
+#pragma unroll
+        for (int k = 0; k < 8; ++k) o[g][k] *= alpha;
+#pragma unroll
+        for (int u = 0; u < kU; ++u) {
+          s[g][u] = pos0 + u < kv_end ? exp2f(s[g][u] - mx) : 0.f;
+          l[g] += s[g][u];
+        }
+      }
+
+      // o += P V.
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        float v[8];
+        unpack8(vr[u], v);
+#pragma unroll
+        for (int g = 0; g < G; ++g) {
+#pragma unroll
+          for (int k = 0; k < 8; ++k) o[g][k] = fmaf(s[g][u], v[k], o[g][k]);
+        }
       }
     }
 
-    // o += P V.
+    // Merge the workers: weights 2^(m_w - max m).
 #pragma unroll
-    for (int u = 0; u < kU; ++u) {
-      float v[8];
-      unpack8(vr[u], v);
+    for (int g = 0; g < G; ++g) {
+      float4* dst = reinterpret_cast<float4*>(&o_s[worker][g][chunk * 8]);
+      dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
+      dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
+      if (chunk == 0) {
+        m_s[worker][g] = m[g];
+        l_s[worker][g] = l[g];
+      }
+    }
+    __syncthreads();
+    for (int i = threadIdx.x; i < G * D; i += T::kThreads) {
+      const int g = i / D, d = i % D;
+      float mx = -INFINITY;
 #pragma unroll
-      for (int g = 0; g < G; ++g) {
+      for (int w = 0; w < kW; ++w) mx = fmaxf(mx, m_s[w][g]);
+      float sum = 0.f, acc = 0.f;
 #pragma unroll
-        for (int k = 0; k < 8; ++k) o[g][k] = fmaf(s[g][u], v[k], o[g][k]);
+      for (int w = 0; w < kW; ++w) {
+        if (l_s[w][g] == 0.f) continue;  // the worker saw no token
+        const float sc = exp2f(m_s[w][g] - mx);
+        sum += l_s[w][g] * sc;
+        acc += o_s[w][g][d] * sc;
+      }
+      const float val = sum > 0.f ? acc / sum : 0.f;
+      const int head = head0 + g;
+      if (p.num_splits == 1) {
+        p.out[(static_cast<int64_t>(tok) * p.num_q_heads + head) * D + d] = __float2bfloat16(val);
+      } else {
+        const int64_t idx =
+            (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head;
+        p.partial_o[idx * D + d] = val;
+        if (d == 0) {
+          p.partial_ml[idx * 2] = mx;
+          p.partial_ml[idx * 2 + 1] = sum;
+        }
       }
     }
   }
+  if (p.num_splits == 1 || p.split_counters == nullptr) return;
 
-  // Merge the workers: weights 2^(m_w - max m).
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    float4* dst = reinterpret_cast<float4*>(&o_s[worker][g][chunk * 8]);
-    dst[0] = make_float4(o[g][0], o[g][1], o[g][2], o[g][3]);
-    dst[1] = make_float4(o[g][4], o[g][5], o[g][6], o[g][7]);
-    if (chunk == 0) {
-      m_s[worker][g] = m[g];
-      l_s[worker][g] = l[g];
+  // In-kernel split merge: the last of the num_splits blocks of (sequence, KV head) to get here
+  // merges the partials of its G heads (as combine_splits_kernel does) and resets the counter.
+  __threadfence();  // this thread's partial writes are visible device-wide before the count
+  __syncthreads();
+  unsigned* counter = p.split_counters + static_cast<int64_t>(seq) * p.num_kv_heads + kv_head;
+  if (threadIdx.x == 0) last_block = atomicAdd(counter, 1u) == static_cast<unsigned>(p.num_splits - 1);
+  __syncthreads();
+  if (!last_block) return;
+  __threadfence();
+  float* w_s = &o_s[0][0][0];  // [G][num_splits] split weights (o_s is free again)
+  static_assert(kW * G * D >= G * kDecodeMaxSplits, "o_s too small for the split weights");
+  const int ns = p.num_splits;
+  const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
+  if (warp < G) {  // warp g: the weights of head g
+    const int64_t row = static_cast<int64_t>(tok) * p.num_q_heads + head0 + warp;
+    float mx = -INFINITY;
+    for (int s = lane; s < ns; s += 32) mx = fmaxf(mx, __ldcg(&p.partial_ml[(s * rows + row) * 2]));
+    mx = warp_max(mx);
+    for (int s = lane; s < ns; s += 32) {
+      const float ms = __ldcg(&p.partial_ml[(s * rows + row) * 2]);
+      const float ls = __ldcg(&p.partial_ml[(s * rows + row) * 2 + 1]);
+      w_s[warp * kDecodeMaxSplits + s] = ls == 0.f ? 0.f : ls * exp2f(ms - mx);
     }
   }
   __syncthreads();
   for (int i = threadIdx.x; i < G * D; i += T::kThreads) {
     const int g = i / D, d = i % D;
-    float mx = -INFINITY;
-#pragma unroll
-    for (int w = 0; w < kW; ++w) mx = fmaxf(mx, m_s[w][g]);
-    float sum = 0.f, acc = 0.f;
-#pragma unroll
-    for (int w = 0; w < kW; ++w) {
-      if (l_s[w][g] == 0.f) continue;  // the worker saw no token
-      const float sc = exp2f(m_s[w][g] - mx);
-      sum += l_s[w][g] * sc;
-      acc += o_s[w][g][d] * sc;
+    const int64_t row = static_cast<int64_t>(tok) * p.num_q_heads + head0 + g;
+    float wsum = 0.f, acc = 0.f;
+    for (int s = 0; s < ns; ++s) {
+      const float w = w_s[g * kDecodeMaxSplits + s];
+      wsum += w;
+      acc += w != 0.f ? w * __ldcg(&p.partial_o[(s * rows + row) * D + d]) : 0.f;
     }
-    const float val = sum > 0.f ? acc / sum : 0.f;
-    const int head = head0 + g;
-    if (p.num_splits == 1) {
-      p.out[(static_cast<int64_t>(tok) * p.num_q_heads + head) * D + d] = __float2bfloat16(val);
-    } else {
-      const int64_t idx = (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head;
-      p.partial_o[idx * D + d] = val;
-      if (d == 0) {
-        p.partial_ml[idx * 2] = mx;
-        p.partial_ml[idx * 2 + 1] = sum;
-      }
-    }
+    p.out[row * D + d] = __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
   }
+  if (threadIdx.x == 0) *counter = 0;
 }
 
 template <int D, int G>
@@ -209,7 +306,11 @@ void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t st
   // contiguous [num_kv_heads, D] slot rows instead of one D-slice per 2 KB or so.
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_splits),
                   static_cast<unsigned>(p.num_seqs));
-  launch_pdl(decode_attention_kernel<D, G>, grid, dim3(T::kThreads), 0, stream, p);
+  if (p.qkv != nullptr) {
+    launch_pdl(decode_attention_kernel<D, G, true>, grid, dim3(T::kThreads), 0, stream, p);
+  } else {
+    launch_pdl(decode_attention_kernel<D, G, false>, grid, dim3(T::kThreads), 0, stream, p);
+  }
   CUDA_CHECK_LAUNCH();
 }
 

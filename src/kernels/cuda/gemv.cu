@@ -52,6 +52,11 @@ bool gemv_fused_enabled() {
   static const bool on = env_not_zero("HARDKV_FUSED_GEMV");
   return on;
 }
+// HARDKV_GEMV_ROWS2=0: one weight row per warp also for matrices of more than one wave of blocks.
+bool gemv_rows2_enabled() {
+  static const bool on = env_not_zero("HARDKV_GEMV_ROWS2");
+  return on;
+}
 
 enum class Prologue { kNone, kAddRmsNorm, kSiluMul };
 
@@ -164,30 +169,38 @@ __device__ void stage_add_rms_norm(const GemvArgs& a, bf16* xs) {
 }
 
 // kN: rows of x handled (n rounded up); rows >= n are skipped. kWpr: warps per weight row.
-template <int kN, int kUnroll, int kWpr, Prologue kPro, bool kSmemX, typename OutT>
+// kRpw: weight rows per warp (2: twice the bytes in flight per lane and half the blocks, so wide
+// matrices fit one wave and the prologue / x staging run once per 32 rows; needs kWpr == 1).
+template <int kN, int kUnroll, int kWpr, int kRpw, Prologue kPro, bool kSmemX, typename OutT>
 // Two blocks per SM (<= 64 registers): one 16-warp block alone cannot keep enough loads in flight.
 __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
   static_assert(kPro == Prologue::kNone || kSmemX, "a prologue builds x in shared memory");
+  static_assert(kRpw == 1 || kWpr == 1, "several rows per warp only with one warp per row");
   extern __shared__ __align__(16) unsigned char gemv_smem[];
-  constexpr int kRows = kWarpsPerBlock / kWpr;  // weight rows per block
+  constexpr int kRows = kWarpsPerBlock / kWpr * kRpw;  // weight rows per block
   constexpr int kGroupLanes = 32 * kWpr;
   constexpr int64_t kStep = static_cast<int64_t>(kGroupLanes) * 8 * kUnroll;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows;
-  const int64_t col = row0 + warp / kWpr;
-  const bool valid = col < a.m;
+  const int64_t col0 = row0 + static_cast<int64_t>(warp / kWpr) * kRpw;  // this warp's rows
+  const bool valid = col0 < a.m;
   const int64_t k = a.k;
-  const bf16* wr = a.w + (valid ? col : 0) * k;
+  const bf16* wr[kRpw];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) wr[j] = a.w + (col0 + j < a.m ? col0 + j : 0) * k;
   const int64_t first = static_cast<int64_t>((warp % kWpr) * 32 + lane) * 8;
 
   // Weights do not depend on earlier kernels: load the first batch, and prefetch the rest of the
   // block's rows into L2, before waiting for the previous kernel.
-  Bf16x8 wv[kUnroll];
+  Bf16x8 wv[kRpw][kUnroll];
   auto load_batch = [&](int64_t k0) {
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t kk = k0 + static_cast<int64_t>(u) * kGroupLanes * 8;
-      if (valid && kk < k) wv[u] = *reinterpret_cast<const Bf16x8*>(wr + kk);
+    for (int j = 0; j < kRpw; ++j) {
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        const int64_t kk = k0 + static_cast<int64_t>(u) * kGroupLanes * 8;
+        if (col0 + j < a.m && kk < k) wv[j][u] = *reinterpret_cast<const Bf16x8*>(wr[j] + kk);
+      }
     }
   };
   load_batch(first);
@@ -221,9 +234,12 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
     x = xs;
   }
 
-  float acc[kN];
+  float acc[kRpw][kN];
 #pragma unroll
-  for (int r = 0; r < kN; ++r) acc[r] = 0.f;
+  for (int j = 0; j < kRpw; ++j) {
+#pragma unroll
+    for (int r = 0; r < kN; ++r) acc[j][r] = 0.f;
+  }
   if (valid) {
     for (int64_t k0 = first; k0 < k; k0 += kStep) {
       if (k0 != first) load_batch(k0);
@@ -231,12 +247,15 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t kk = k0 + static_cast<int64_t>(u) * kGroupLanes * 8;
         if (kk >= k) break;
-        float wf[8];
+        float wf[kRpw][8];
 #pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          const float2 t = __bfloat1622float2(wv[u].h[i]);
-          wf[2 * i] = t.x;
-          wf[2 * i + 1] = t.y;
+        for (int j = 0; j < kRpw; ++j) {
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const float2 t = __bfloat1622float2(wv[j][u].h[i]);
+            wf[j][2 * i] = t.x;
+            wf[j][2 * i + 1] = t.y;
+          }
         }
 #pragma unroll
         for (int r = 0; r < kN; ++r) {
@@ -244,24 +263,32 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
           float xf[8];
           load8(x + r * k + kk, xf);
 #pragma unroll
-          for (int i = 0; i < 8; ++i) acc[r] += wf[i] * xf[i];
+          for (int j = 0; j < kRpw; ++j) {
+#pragma unroll
+            for (int i = 0; i < 8; ++i) acc[j][r] += wf[j][i] * xf[i];
+          }
         }
       }
     }
   }
   OutT* out = static_cast<OutT*>(a.out);
   if constexpr (kWpr == 1) {
-    const float b = valid && a.bias != nullptr ? __bfloat162float(a.bias[col]) : 0.f;
 #pragma unroll
-    for (int r = 0; r < kN; ++r) {
-      const float v = warp_sum(acc[r]);
-      if (lane == 0 && valid && r < a.n) out[r * a.m + col] = to_out<OutT>(v + b);
+    for (int j = 0; j < kRpw; ++j) {
+      const int64_t col = col0 + j;
+      const bool ok = col < a.m;
+      const float b = ok && a.bias != nullptr ? __bfloat162float(a.bias[col]) : 0.f;
+#pragma unroll
+      for (int r = 0; r < kN; ++r) {
+        const float v = warp_sum(acc[j][r]);
+        if (lane == 0 && ok && r < a.n) out[r * a.m + col] = to_out<OutT>(v + b);
+      }
     }
   } else {
     __shared__ float red[kWarpsPerBlock][kN];
 #pragma unroll
     for (int r = 0; r < kN; ++r) {
-      const float v = warp_sum(acc[r]);
+      const float v = warp_sum(acc[0][r]);
       if (lane == 0) red[warp][r] = v;
     }
     __syncthreads();
@@ -282,15 +309,15 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
   }
 }
 
-template <int kN, int kUnroll, int kWpr, Prologue kPro, bool kSmemX, typename OutT>
+template <int kN, int kUnroll, int kWpr, int kRpw, Prologue kPro, bool kSmemX, typename OutT>
 void launch_final(const GemvArgs& a, cudaStream_t stream) {
-  constexpr int kRows = kWarpsPerBlock / kWpr;
+  constexpr int kRows = kWarpsPerBlock / kWpr * kRpw;
   const int64_t blocks = ceil_div(a.m, kRows);
   CUDA_REQUIRE(blocks <= 0x7fffffff, kInvalidArgument, "gemv: m=", a.m, " is too large");
   const size_t smem = kSmemX ? static_cast<size_t>(a.n * a.k) * sizeof(bf16) : 0;
   GemvArgs args = a;
   args.prefetch = pdl_enabled() && gemv_prefetch_enabled();
-  launch_pdl(gemv_kernel<kN, kUnroll, kWpr, kPro, kSmemX, OutT>,
+  launch_pdl(gemv_kernel<kN, kUnroll, kWpr, kRpw, kPro, kSmemX, OutT>,
              dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, stream, args);
 }
 
@@ -301,14 +328,18 @@ void dispatch(const GemvArgs& a, int num_sms, cudaStream_t stream) {
   // blocks than SMs) split each row over 4 warps; otherwise one warp per row.
   const bool long_rows = a.k >= 4096;
   const bool split = !long_rows && gemv_split_enabled() && ceil_div(a.m, kWarpsPerBlock) < num_sms;
+  // Matrices of more than one wave (2 blocks per SM) of 16-row blocks: 2 rows per warp, n == 1
+  // only (acc and weights in registers).
+  const bool rows2 = !long_rows && !split && a.n == 1 && gemv_rows2_enabled() &&
+                     ceil_div(a.m, kWarpsPerBlock) > 2 * num_sms;
   auto by_n = [&](auto unroll, auto wpr) {
     constexpr int kU = decltype(unroll)::value, kW = decltype(wpr)::value;
     if (a.n == 1) {
-      launch_final<1, kU, kW, kPro, kSmemX, OutT>(a, stream);
+      launch_final<1, kU, kW, 1, kPro, kSmemX, OutT>(a, stream);
     } else if (a.n == 2) {
-      launch_final<2, kU, kW, kPro, kSmemX, OutT>(a, stream);
+      launch_final<2, kU, kW, 1, kPro, kSmemX, OutT>(a, stream);
     } else {
-      launch_final<4, kU, kW, kPro, kSmemX, OutT>(a, stream);
+      launch_final<4, kU, kW, 1, kPro, kSmemX, OutT>(a, stream);
     }
   };
   using I1 = std::integral_constant<int, 1>;
@@ -318,6 +349,8 @@ void dispatch(const GemvArgs& a, int num_sms, cudaStream_t stream) {
     by_n(I8{}, I1{});
   } else if (split) {
     by_n(I4{}, I4{});
+  } else if (rows2) {
+    launch_final<1, 4, 1, 2, kPro, kSmemX, OutT>(a, stream);
   } else {
     by_n(I4{}, I1{});
   }

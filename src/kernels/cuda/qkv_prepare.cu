@@ -4,11 +4,12 @@
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/qkv_prepare.h"
+#include "kernels/cuda/qkv_prepare_row.cuh"
 
 namespace hardkv::cuda {
 namespace {
 
-constexpr int kMaxPairs = 4;  // head_dim <= 256
+constexpr int kMaxPairs = kPrepareMaxPairs;
 
 __global__ void qkv_prepare_kernel(QkvPrepareParams p) {
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
@@ -19,7 +20,7 @@ __global__ void qkv_prepare_kernel(QkvPrepareParams p) {
   if (row >= p.num_tokens * heads) return;
   const int64_t t = row / heads;
   const int64_t h = row % heads;
-  const int64_t d = p.head_dim, half = d / 2;
+  const int64_t d = p.head_dim;
   const bf16* src = p.qkv + row * d;
   const bool is_q = h < p.num_heads;
   const bool is_v = h >= p.num_heads + p.num_kv_heads;
@@ -36,36 +37,11 @@ __global__ void qkv_prepare_kernel(QkvPrepareParams p) {
     for (int64_t i = lane; i < d; i += 32) dst[i] = src[i];
     return;
   }
-  float a[kMaxPairs], b[kMaxPairs];
-  float sum_sq = 0.f;
-#pragma unroll
-  for (int k = 0; k < kMaxPairs; ++k) {
-    const int64_t i = lane + 32 * k;
-    a[k] = i < half ? __bfloat162float(src[i]) : 0.f;
-    b[k] = i < half ? __bfloat162float(src[half + i]) : 0.f;
-    sum_sq += a[k] * a[k] + b[k] * b[k];
-  }
   const bf16* w = is_q ? p.q_norm : p.k_norm;
-  const float inv = w ? rsqrtf(warp_sum(sum_sq) / static_cast<float>(d) + p.eps) : 1.f;
   const int32_t pos = p.positions[t];
   const bool rotate = pos >= 0 && pos < p.max_pos;
-#pragma unroll
-  for (int k = 0; k < kMaxPairs; ++k) {
-    const int64_t i = lane + 32 * k;
-    if (i >= half) break;
-    float x1 = a[k], x2 = b[k];
-    if (w) {
-      x1 = __bfloat162float(__float2bfloat16(x1 * inv * __bfloat162float(w[i])));
-      x2 = __bfloat162float(__float2bfloat16(x2 * inv * __bfloat162float(w[half + i])));
-    }
-    float c = 1.f, s = 0.f;
-    if (rotate) {
-      c = p.cos_sin[pos * d + i];
-      s = p.cos_sin[pos * d + half + i];
-    }
-    dst[i] = __float2bfloat16(x1 * c - x2 * s);
-    dst[half + i] = __float2bfloat16(x2 * c + x1 * s);
-  }
+  prepare_head_row(src, dst, w, p.eps, rotate ? p.cos_sin + pos * d : nullptr,
+                   static_cast<int>(d), lane);
 }
 
 }  // namespace
