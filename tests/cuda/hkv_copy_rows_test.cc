@@ -1,5 +1,5 @@
 // CUDA HARD-KV row copies (src/kernels/cuda/hkv_copy_rows.h) against a plain loop: random row
-// lists (gather, scatter, both, identity), rows of 64 and 2048 elements; rows not listed stay.
+// lists (gather, scatter, both, identity), rows of 32 to 2048 elements; rows not listed stay.
 #include "kernels/cuda/hkv_copy_rows.h"
 
 #include <cuda_runtime_api.h>
@@ -61,6 +61,8 @@ TEST(CudaHkvCopyRows, MatchesPlainLoop) {
   check_copy(1000, 40, 40, 2048, true, false, 3);  // gather of ring rows
   check_copy(10, 10, 10, 128, false, false, 4);    // identity
   check_copy(10, 10, 0, 128, true, true, 5);       // nothing to do
+  check_copy(200, 300, 150, 32, true, true, 6);    // head_dim 32 keys (hardkv-tiny)
+  check_copy(64, 128, 64, 256, false, true, 7);    // hardkv-tiny query rows (8 heads x 32)
 }
 
 TEST(CudaHkvCopyRows, RejectsBadRowWidth) {

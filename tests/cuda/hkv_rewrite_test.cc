@@ -1,6 +1,6 @@
 // CUDA HARD-KV rewrite (src/kernels/cuda/hkv_rewrite.h) against a plain out-of-place CPU copy:
 // each head's kept tokens compacted to the front of its (randomly numbered) head-pages, every
-// other slot of the pool untouched. Random masks, P in {1, 16}, head_dim 64 and 128.
+// other slot of the pool untouched. Random masks, P in {1, 16}, head_dim 32, 64 and 128.
 #include "kernels/cuda/hkv_rewrite.h"
 
 #include <cuda_runtime_api.h>
@@ -103,6 +103,11 @@ TEST_F(HkvRewriteCuda, CompactsPage1) {
 
 TEST_F(HkvRewriteCuda, IdentityMovesAndHeadDim64) {
   check_rewrite(16, 64, {1000, 129, 2047}, {0.5, 0.5, 0.7}, true, 3);
+}
+
+TEST_F(HkvRewriteCuda, HeadDim32BothPageSizes) {
+  check_rewrite(16, 32, {900, 33, 0, 2047, 16}, {0.5, 0.2, 0.5, 0.8, 1.0}, false, 4);
+  check_rewrite(1, 32, {300, 1, 64}, {0.4, 0.0, 0.9}, false, 5);
 }
 
 }  // namespace

@@ -199,5 +199,18 @@ TEST_F(HkvScoreCuda, HeadDim64Group1) {
   check_scores(c, 3);
 }
 
+// hardkv-tiny's shape: head_dim 32, 8 query heads over 4 kv heads.
+TEST_F(HkvScoreCuda, HeadDim32Group2) {
+  for (int page_size : {1, 16}) {
+    ScoreCase c = mixed_case(page_size);
+    c.head_dim = 32;
+    c.num_q_heads = 8;
+    c.num_kv_heads = 4;
+    c.stored = {{1500, 700, 3, 64}, {40, 0, 1, 2}, {300, 2100, 65, 0}, {1, 65, 129, 7}};
+    c.cond_skip = {{1, 1, 0, 1}, {1, 0, 0, 1}, {0, 1, 1, 0}, {1, 1, 0, 0}};
+    check_scores(c, 4 + page_size);
+  }
+}
+
 }  // namespace
 }  // namespace hardkv

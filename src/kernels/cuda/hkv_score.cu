@@ -273,6 +273,9 @@ void launch_hkv_score(const HkvScoreParams& p, cudaStream_t stream) {
                    p.score_indptr && p.scores && p.row_stats,
                kInvalidArgument, "hkv score: a required pointer is null");
   switch (p.head_dim) {
+    case 32:
+      launch_score_impl<32>(p, stream);
+      break;
     case 64:
       launch_score_impl<64>(p, stream);
       break;
@@ -284,7 +287,7 @@ void launch_hkv_score(const HkvScoreParams& p, cudaStream_t stream) {
       break;
     default:
       CUDA_REQUIRE(false, kUnsupported, "hkv score: head_dim ", p.head_dim,
-                   " is not supported (64, 128, 256)");
+                   " is not supported (32, 64, 128, 256)");
   }
 }
 

@@ -50,7 +50,7 @@ size_t hkv_score_workspace(const HkvScoreParams& p);
 
 // Two passes of bf16 tensor-core Q.K^T (fp32 accumulate): per (segment, 64-row tile) the rows'
 // softmax max and sum over all candidates, then per (segment, 64-candidate tile) the column
-// means. head_dim in {64, 128, 256}. No host sync: graph-capturable.
+// means. head_dim in {32, 64, 128, 256}. No host sync: graph-capturable.
 void launch_hkv_score(const HkvScoreParams& p, cudaStream_t stream);
 
 }  // namespace hardkv::cuda
