@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <random>
 
@@ -166,6 +167,48 @@ TEST(HardAllocation, DoesNotSelectEverything) {
   const Compressor compressor(config, 1);
   const LayerCompression got = compressor.compress_layer(0, views({h}));
   EXPECT_LT(got.heads[0].kept.size(), 100u);
+}
+
+// Large inputs take rank_order's radix path: it must give the comparison sort's order (score
+// descending, ties by index) on values with many ties, both signs, both zeros and infinities, and
+// top_p_size the sum of the sorted entries.
+TEST(RankOrder, LargeInputsMatchAComparisonSort) {
+  std::mt19937 rng(12);
+  for (int n : {64, 1000, 5000}) {
+    std::vector<float> score(n);
+    std::uniform_int_distribution<int> pick(0, 40);
+    std::normal_distribution<float> normal(0.0f, 10.0f);
+    for (float& s : score) {
+      const int r = pick(rng);
+      s = r < 10 ? static_cast<float>(r - 5) : r == 10 ? -0.0f : r == 11 ? 0.0f
+          : r == 12 ? -INFINITY : normal(rng);
+    }
+    std::vector<int32_t> want(n);
+    std::iota(want.begin(), want.end(), 0);
+    std::sort(want.begin(), want.end(), [&](int32_t a, int32_t b) {
+      return score[a] != score[b] ? score[a] > score[b] : a < b;
+    });
+    EXPECT_EQ(rank_order(score), want) << n;
+
+    std::vector<float> dist(n);
+    std::exponential_distribution<float> expo(1.0f);
+    for (float& d : dist) d = pick(rng) < 8 ? 0.25f : expo(rng);  // ties too
+    std::vector<double> sorted(dist.begin(), dist.end());
+    std::sort(sorted.begin(), sorted.end(), std::greater<double>());
+    const double total = std::accumulate(sorted.begin(), sorted.end(), 0.0);
+    for (double p : {0.5, 0.9, 0.99}) {
+      int32_t k = n;
+      double cumulative = 0.0;
+      for (int32_t i = 1; i < n; ++i) {
+        cumulative += sorted[i - 1];
+        if (cumulative / total >= p) {
+          k = i;
+          break;
+        }
+      }
+      EXPECT_EQ(top_p_size(dist, p), k) << n << " " << p;
+    }
+  }
 }
 
 // The temperature calibration puts p on exactly the top n* of the strategy's distribution.
