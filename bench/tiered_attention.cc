@@ -5,9 +5,11 @@
 // event timings after warm-up, each beside its floor: bytes / measured copy bandwidth.
 //   bench_tiered_attention [--seqs 32,64] [--ctx 16384] [--budget 1024] [--upper 2048]
 //                          [--page-size 16] [--mask 0.05] [--tail 128] [--iters 50]
-//                          [--blocks-per-sm 4,8] [--variants planned,ring,reg8]
-// Tiered variants: planned = plan_tiered_attention's choice, ring = the cp.async pipelined
-// kernel, reg8 = 8 tokens in flight in registers. The first (blocks/SM, variant) is summarised.
+//                          [--blocks-per-sm 4,8] [--variants planned,reg,ring,reg8,mma2,mma3]
+// Tiered variants: planned = plan_tiered_attention's choice (the tensor-core kernel, 2 stages,
+// unless HARDKV_TIERED_MMA=0); CUDA-core kernel: reg = registers, ring = cp.async pipelined, reg8
+// = 8 tokens in flight in registers; mma2 / mma3 = tensor cores with 2 / 3 cp.async stages. The
+// first (blocks/SM, variant) is summarised.
 #include "kernels/cuda/tiered_attention.h"
 
 #include <cuda_bf16.h>
@@ -287,22 +289,34 @@ void run(const Options& o, int num_seqs, int num_sms, double bw) {
     for (const std::string& variant : o.variants) {  // first pair: the summary's
       cuda::TieredAttentionParams tu = t;
       cuda::plan_tiered_attention(tu, num_sms, bps);
-      if (variant == "ring") {
+      if (variant == "reg") {
+        tu.mma_stages = 0;
+      } else if (variant == "ring") {
+        tu.mma_stages = 0;
         tu.pipelined = 1;
         tu.tokens_in_flight = 4;
       } else if (variant == "reg8") {
+        tu.mma_stages = 0;
         tu.tokens_in_flight = 8;
+      } else if (variant == "mma2" || variant == "mma3") {
+        tu.mma_stages = variant == "mma2" ? 2 : 3;
       } else if (variant != "planned") {
-        std::fprintf(stderr, "unknown variant %s (planned, ring, reg8)\n", variant.c_str());
+        std::fprintf(stderr, "unknown variant %s (planned, reg, ring, reg8, mma2, mma3)\n",
+                     variant.c_str());
         std::exit(2);
       }
       const double ms = time_ms([&] { cuda::launch_tiered_attention(tu, nullptr); }, o.iters);
       if (tiered_ms == 0) tiered_ms = ms;
       std::printf(
-          "      %-7s blocks/SM target %2d: %2d splits, %d rows x %d tokens%s: %.4f "
-          "ms/layer (%.0f%% of copy bandwidth)\n",
-          variant.c_str(), bps, tu.num_splits, tu.rows_per_block, tu.tokens_in_flight,
-          tu.pipelined ? " (ring)" : "", ms, 100.0 * tiered_bytes / bw * 1e3 / ms);
+          "      %-7s blocks/SM target %2d: %2d splits, %s: %.4f ms/layer (%.0f%% of copy "
+          "bandwidth)\n",
+          variant.c_str(), bps, tu.num_splits,
+          tu.mma_stages > 0 ? ("tensor cores, " + std::to_string(tu.mma_stages) + " stages").c_str()
+                            : (std::to_string(tu.rows_per_block) + " rows x " +
+                               std::to_string(tu.tokens_in_flight) + " tokens" +
+                               (tu.pipelined ? " (ring)" : ""))
+                                  .c_str(),
+          ms, 100.0 * tiered_bytes / bw * 1e3 / ms);
     }
   }
 

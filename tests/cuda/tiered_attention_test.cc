@@ -254,7 +254,11 @@ std::vector<uint16_t> to_bf16(const std::vector<float>& x) {
 enum class Mode { kPlanned, kSingleSplit, kGraph, kEightInFlight };
 
 // Runs the CUDA kernel on the scenario; returns the output as fp32.
-std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, bool pipelined,
+// Which kernel runs: the CUDA-core kernel (registers or cp.async ring) or the tensor-core one
+// with 2 or 3 stages.
+enum class Path { kRegisters, kRing, kMma2, kMma3 };
+
+std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, Path path,
                               int* splits_used) {
   DeviceArray<uint16_t> q(to_bf16(sc.q)), pk(to_bf16(sc.page_k)), pv(to_bf16(sc.page_v)),
       dk(to_bf16(sc.dense_kc)), dv(to_bf16(sc.dense_vc));
@@ -298,8 +302,9 @@ std::vector<float> gpu_tiered(const Scenario& sc, float scale, Mode mode, bool p
     p.num_splits = 1;
     ws = 0;
   }
+  p.mma_stages = path == Path::kMma2 ? 2 : path == Path::kMma3 ? 3 : 0;
   if (mode == Mode::kEightInFlight) p.tokens_in_flight = 8;
-  if (pipelined) p.pipelined = 1, p.tokens_in_flight = 4;
+  if (path == Path::kRing) p.pipelined = 1, p.tokens_in_flight = 4;
   *splits_used = p.num_splits;
   DeviceArray<float> work(std::vector<float>(std::max<size_t>(ws, 1), NAN));
   p.partial_o = work.ptr;
@@ -357,11 +362,16 @@ class TieredAttentionCuda : public ::testing::Test {
     const std::vector<float> logical = logical_reference(sc, scale);
     const std::vector<float> cpu = cpu_tiered(sc, scale);
     expect_close(logical, cpu, "CPU tiered vs logical kept-token attention");
-    for (bool pipelined : {false, true}) {
-      if (pipelined && mode == Mode::kEightInFlight) continue;  // the ring path keeps 4
-      SCOPED_TRACE(pipelined ? "pipelined (cp.async ring)" : "register path");
+    for (Path path : {Path::kRegisters, Path::kRing, Path::kMma2, Path::kMma3}) {
+      if (path != Path::kRegisters && mode == Mode::kEightInFlight) continue;  // the others keep 4
+      const bool mma = path == Path::kMma2 || path == Path::kMma3;
+      if (mma && c.head_dim > 128) continue;  // the tensor-core kernel covers head_dim <= 128
+      SCOPED_TRACE(path == Path::kRegisters ? "register path"
+                   : path == Path::kRing    ? "pipelined (cp.async ring)"
+                   : path == Path::kMma2    ? "tensor cores, 2 stages"
+                                            : "tensor cores, 3 stages");
       int splits = 0;
-      const std::vector<float> gpu = gpu_tiered(sc, scale, mode, pipelined, &splits);
+      const std::vector<float> gpu = gpu_tiered(sc, scale, mode, path, &splits);
       EXPECT_GE(splits, min_splits);
       expect_close(cpu, gpu, "GPU vs CPU tiered");
       expect_close(logical, gpu, "GPU vs logical kept-token attention");
@@ -429,6 +439,40 @@ TEST_F(TieredAttentionCuda, HeadDim256Group8) {
   c.dense_lens = {50, 2};
   c.cond_lens = {{700}, {1500}};
   check(c, 41);
+}
+
+// hardkv-tiny's shape (head_dim 32, 8 query heads over 4 kv heads): decode and a causal prefill
+// after compression, both page sizes, masks on.
+TEST_F(TieredAttentionCuda, HeadDim32TinyShape) {
+  for (int page_size : {1, 16}) {
+    Case c = decode_case(page_size);
+    c.head_dim = 32;
+    c.num_q_heads = 8;
+    c.num_kv_heads = 4;
+    c.cond_lens = {{300, 17, 5, 900},  {0, 1, 2, 3},    {250, 1999, 64, 63},
+                   {64, 65, 128, 129}, {31, 0, 7, 700}, {1, 640, 1000, 16}};
+    check(c, 50 + page_size, Mode::kPlanned, 2);
+  }
+  Case c;
+  c.head_dim = 32;
+  c.num_q_heads = 8;
+  c.num_kv_heads = 4;
+  c.block_size = 32;
+  c.q_lens = {5, 1, 40};
+  c.dense_lens = {5, 90, 300};
+  c.cond_lens = {{500, 16, 0, 3}, {0, 0, 7, 1}, {129, 1200, 64, 2}};
+  check(c, 60);
+}
+
+TEST_F(TieredAttentionCuda, HeadDim32EightInFlightAndGraph) {
+  Case c = decode_case(16);
+  c.head_dim = 32;
+  c.num_q_heads = 8;
+  c.num_kv_heads = 4;
+  c.cond_lens = {{300, 17, 5, 900},  {0, 1, 2, 3},    {250, 1999, 64, 63},
+                 {64, 65, 128, 129}, {31, 0, 7, 700}, {1, 640, 1000, 16}};
+  check(c, 61, Mode::kEightInFlight, 2);
+  check(c, 62, Mode::kGraph);
 }
 
 TEST_F(TieredAttentionCuda, RejectsUnsupportedHeadDim) {

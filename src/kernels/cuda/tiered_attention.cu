@@ -1,6 +1,8 @@
 // Tiered attention front end: split planning, shape checks, head-dim dispatch, and the combine
 // kernel that merges split partials (weights l_k * 2^(m_k - max m); empty splits have l = 0).
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
@@ -39,6 +41,16 @@ constexpr int64_t kMaxSplits = 64;
 
 }  // namespace
 
+// The tensor-core kernel where it covers the head dim; HARDKV_TIERED_MMA=0 keeps the CUDA-core
+// kernel (A/B timing).
+bool use_mma_kernel(int head_dim) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("HARDKV_TIERED_MMA");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return enabled && head_dim % 16 == 0 && head_dim >= 16 && head_dim <= 128;
+}
+
 size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms, int blocks_per_sm) {
   const int group = std::max(1, p.num_q_heads / std::max(1, p.num_kv_heads));
   const int64_t rows = std::max<int64_t>(1, static_cast<int64_t>(p.max_query_len) * group);
@@ -46,8 +58,12 @@ size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms, int blocks_p
   // Few rows leave registers for more loads in flight.
   p.tokens_in_flight = p.rows_per_block <= 2 ? 8 : 4;
   p.pipelined = 0;
+  // 2 stages: 3 blocks (12 warps) per multiprocessor at head_dim 128 where 3 stages fit 2; H100,
+  // 32 x 16k-token Qwen3-8B decode: 0.097 vs 0.101 ms/layer (BENCHMARKS_HARDKV.md, session 4).
+  p.mma_stages = use_mma_kernel(p.head_dim) ? 2 : 0;
+  const int64_t rows_per_block = p.mma_stages > 0 ? 16 : p.rows_per_block;
   const int64_t blocks =
-      ceil_div(rows, p.rows_per_block) * std::max(1, p.num_seqs) * std::max(1, p.num_kv_heads);
+      ceil_div(rows, rows_per_block) * std::max(1, p.num_seqs) * std::max(1, p.num_kv_heads);
   const int64_t max_list = std::max<int64_t>(
       1, static_cast<int64_t>(std::max(0, p.max_cond_len)) + std::max(0, p.max_dense_len));
   int64_t splits = 1;
@@ -81,10 +97,15 @@ void launch_tiered_attention(const TieredAttentionParams& p, cudaStream_t stream
                "tiered attention: mask_indptr and mask_words must be both set or both null");
   CUDA_REQUIRE(p.num_splits >= 1 && p.rows_per_block > 0 && p.tokens_in_flight > 0, kInternal,
                "tiered attention: plan_tiered_attention() was not called");
+  CUDA_REQUIRE(p.mma_stages == 0 || (p.head_dim <= 128 && p.head_dim % 16 == 0), kInternal,
+               "tiered attention: the tensor-core kernel does not cover head_dim ", p.head_dim);
   CUDA_REQUIRE(p.num_splits == 1 || (p.partial_o && p.partial_ml), kInternal,
                "tiered attention: ", p.num_splits, " splits need a workspace");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;
   switch (p.head_dim) {
+    case 32:
+      launch_tiered_attention_d32(p, stream);
+      break;
     case 64:
       launch_tiered_attention_d64(p, stream);
       break;
@@ -96,7 +117,7 @@ void launch_tiered_attention(const TieredAttentionParams& p, cudaStream_t stream
       break;
     default:
       CUDA_REQUIRE(false, kUnsupported, "tiered attention: head_dim ", p.head_dim,
-                   " is not supported (64, 128, 256)");
+                   " is not supported (32, 64, 128, 256)");
   }
   if (p.num_splits > 1) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;

@@ -55,21 +55,26 @@ struct TieredAttentionParams {
   int rows_per_block = 0;    // (query token, head-in-group) rows per block: 1, 2, 4 or 8
   int tokens_in_flight = 0;  // tokens per worker per step: 4 or 8 (8 only without pipelined)
   int pipelined = 0;         // 1: K/V copied steps ahead through a shared-memory ring (cp.async)
+  // > 0: the tensor-core kernel (tiered_attention_mma.cuh; head_dim <= 128, 16 rows per block)
+  // with this many cp.async stages per warp (2 or 3); 0: the CUDA-core kernel above.
+  int mma_stages = 0;
   int num_splits = 0;
   float* partial_o = nullptr;   // F32 [num_splits, num_tokens, num_q_heads, head_dim] (splits > 1)
   float* partial_ml = nullptr;  // F32 [num_splits, num_tokens, num_q_heads, 2] (max log2, sum)
 };
 
-// Chooses rows_per_block, tokens_in_flight, pipelined and num_splits from the host-side bounds
-// (splits until the grid holds about blocks_per_sm blocks per multiprocessor) and returns the
-// workspace size in floats (0 when num_splits == 1).
+// Chooses the kernel (tensor cores for head_dim <= 128 unless HARDKV_TIERED_MMA=0), its
+// rows_per_block / tokens_in_flight / pipelined / mma_stages, and num_splits from the host-side
+// bounds (splits until the grid holds about blocks_per_sm blocks per multiprocessor); returns the
+// workspace size in floats (0 when num_splits == 1). Any split count suits either kernel.
 size_t plan_tiered_attention(TieredAttentionParams& p, int num_sms, int blocks_per_sm = 4);
 
 // Checks shapes and launches (plus the split combine kernel). No host sync: graph-capturable.
-// head_dim in {64, 128, 256}.
+// head_dim in {32, 64, 128, 256}.
 void launch_tiered_attention(const TieredAttentionParams& p, cudaStream_t stream);
 
 // Per-head-dim entry points, each instantiated in its own translation unit.
+void launch_tiered_attention_d32(const TieredAttentionParams& p, cudaStream_t stream);
 void launch_tiered_attention_d64(const TieredAttentionParams& p, cudaStream_t stream);
 void launch_tiered_attention_d128(const TieredAttentionParams& p, cudaStream_t stream);
 void launch_tiered_attention_d256(const TieredAttentionParams& p, cudaStream_t stream);
