@@ -365,43 +365,66 @@ void DeviceTiers::apply_moves(const std::vector<kv::LayerMoves>& moves, const KV
 #ifdef HARDKV_WITH_CUDA
   cuda::CudaBackend& cuda = cuda_of(be_);
   const int H = config_.num_kv_heads, D = config_.head_dim;
+  // Every layer's index lists in one host array and one upload; offsets[l] locates layer l's.
+  struct LayerLists {
+    int64_t page_indptr, page_indices, move_indptr, move_src, move_dst, append_src, append_dst;
+  };
+  std::vector<int32_t> all;
+  std::vector<LayerLists> at(moves.size());
+  auto begin = [&]() { return static_cast<int64_t>(all.size()); };
   for (size_t l = 0; l < moves.size(); ++l) {
     const kv::LayerMoves& m = moves[l];
+    LayerLists& o = at[l];
+    o.page_indptr = begin();
+    all.push_back(0);
+    int32_t pages = 0;
+    for (const kv::HeadRewriteMoves& r : m.rewrites) {
+      pages += static_cast<int32_t>(r.pages.size());
+      all.push_back(pages);
+    }
+    o.page_indices = begin();
+    for (const kv::HeadRewriteMoves& r : m.rewrites) {
+      all.insert(all.end(), r.pages.begin(), r.pages.end());
+    }
+    o.move_indptr = begin();
+    all.push_back(0);
+    int32_t rows = 0;
+    for (const kv::HeadRewriteMoves& r : m.rewrites) {
+      rows += static_cast<int32_t>(r.src.size());
+      all.push_back(rows);
+    }
+    o.move_src = begin();
+    for (const kv::HeadRewriteMoves& r : m.rewrites) all.insert(all.end(), r.src.begin(), r.src.end());
+    o.move_dst = begin();
+    for (const kv::HeadRewriteMoves& r : m.rewrites) all.insert(all.end(), r.dst.begin(), r.dst.end());
+    o.append_src = begin();
+    for (const kv::AppendRow& a : m.appends) all.push_back(a.dense_slot * H + a.kv_head);
+    o.append_dst = begin();
+    for (const kv::AppendRow& a : m.appends) all.push_back(a.pool_row);
+  }
+  const Tensor lists = to_device(*be_, all);
+  const int32_t* base = i32(lists);
+  for (size_t l = 0; l < moves.size(); ++l) {
+    const kv::LayerMoves& m = moves[l];
+    const LayerLists& o = at[l];
     if (!m.rewrites.empty()) {  // first: in place, within each head's pages
-      std::vector<int32_t> page_indptr{0}, page_indices, move_indptr{0}, src, dst;
-      for (const kv::HeadRewriteMoves& r : m.rewrites) {
-        page_indices.insert(page_indices.end(), r.pages.begin(), r.pages.end());
-        page_indptr.push_back(static_cast<int32_t>(page_indices.size()));
-        src.insert(src.end(), r.src.begin(), r.src.end());
-        dst.insert(dst.end(), r.dst.begin(), r.dst.end());
-        move_indptr.push_back(static_cast<int32_t>(src.size()));
-      }
-      const Tensor a = to_device(*be_, page_indptr), b = to_device(*be_, page_indices),
-                   c = to_device(*be_, move_indptr), d = to_device(*be_, src),
-                   e = to_device(*be_, dst);
       cuda::HkvRewriteParams p;
       p.page_k = bf<bf16>(page_k_[l]);
       p.page_v = bf<bf16>(page_v_[l]);
-      p.page_indptr = i32(a);
-      p.page_indices = i32(b);
-      p.move_indptr = i32(c);
-      p.move_src = i32(d);
-      p.move_dst = i32(e);
+      p.page_indptr = base + o.page_indptr;
+      p.page_indices = base + o.page_indices;
+      p.move_indptr = base + o.move_indptr;
+      p.move_src = base + o.move_src;
+      p.move_dst = base + o.move_dst;
       p.num_segments = static_cast<int>(m.rewrites.size());
       p.page_size = config_.page_size;
       p.head_dim = D;
       cuda::launch_hkv_rewrite(p, cuda.stream());
     }
     if (!m.appends.empty()) {  // then: dense-tier tokens into their pool rows
-      std::vector<int32_t> src, dst;
-      for (const kv::AppendRow& a : m.appends) {
-        src.push_back(a.dense_slot * H + a.kv_head);
-        dst.push_back(a.pool_row);
-      }
-      const Tensor s = to_device(*be_, src), d = to_device(*be_, dst);
-      const int n = static_cast<int>(src.size());
-      copy_rows(cuda, cache.k[l], page_k_[l], i32(s), i32(d), n, D);
-      copy_rows(cuda, cache.v[l], page_v_[l], i32(s), i32(d), n, D);
+      const int n = static_cast<int>(m.appends.size());
+      copy_rows(cuda, cache.k[l], page_k_[l], base + o.append_src, base + o.append_dst, n, D);
+      copy_rows(cuda, cache.v[l], page_v_[l], base + o.append_src, base + o.append_dst, n, D);
     }
   }
   be_->release_scratch();  // stream-ordered: the launches above read their lists first

@@ -54,7 +54,9 @@ class DeviceTiers {
                                                   std::span<const int64_t> seq_ids,
                                                   const KVCache& cache, int sinks, int window,
                                                   bool with_keys);
-  // The K/V moves of one applied event (kv::CompressionEventResult::moves).
+  // The K/V moves of applied events (kv::CompressionEventResult::moves; several events' moves
+  // may come merged per layer, rewrites before appends: an append may fill a page another
+  // event's rewrite freed, so every rewrite of a layer runs before its appends). One upload.
   void apply_moves(const std::vector<kv::LayerMoves>& moves, const KVCache& cache);
 
  private:

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -273,6 +274,7 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
     const double wall = std::chrono::duration<double>(Clock::now() - t_plan).count();
     for (kv::EventPlan& p : plans) p.result.select_seconds = wall / num_due;
   }
+  std::vector<kv::LayerMoves> round;  // device: every event's K/V moves of this step
   for (int i = 0; i < num_due; ++i) {
     kv::CompressionEventOptions opt;
     kv::CompressionEventResult r;
@@ -290,10 +292,14 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
         continue;
       }
     }
-    if (tiers_) {
-      const Clock::time_point t0 = Clock::now();
-      tiers_->apply_moves(r.moves, cache);
-      r.apply_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
+    if (tiers_) {  // merged per layer; the device runs them all after the loop
+      if (round.empty()) round.resize(r.moves.size());
+      for (size_t l = 0; l < r.moves.size(); ++l) {
+        kv::LayerMoves& to = round[l];
+        kv::LayerMoves& from = r.moves[l];
+        std::move(from.rewrites.begin(), from.rewrites.end(), std::back_inserter(to.rewrites));
+        to.appends.insert(to.appends.end(), from.appends.begin(), from.appends.end());
+      }
     }
     ++totals_.events;
     totals_.candidates += r.num_candidates;
@@ -309,6 +315,11 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
     for (size_t l = 0; l < r.layers.size(); ++l) {
       selection_.record(static_cast<int>(l), r.layers[l].heads);
     }
+  }
+  if (!round.empty()) {
+    const Clock::time_point t0 = Clock::now();
+    tiers_->apply_moves(round, cache);
+    totals_.apply_seconds += std::chrono::duration<double>(Clock::now() - t0).count();
   }
   const kv::KVMemoryUsage u = kv_->total_usage();
   HardKVMemorySample m;
