@@ -7,7 +7,7 @@ columns budget x (accuracy, mean generated tokens), full attention as reference)
 perplexity table with each method's per-chunk NLL difference from full attention (paired over the
 same chunks, 95% interval), KV memory held from stats.json beside each run, and each accuracy
 run against full attention on the same (problem, sample) pairs (wins / losses, exact sign
-test). With --png-dir it also draws acc_vs_budget.png (accuracy and mean length vs budget) and
+test), and hard allocation against uniform of the same strategy and budget likewise. With --png-dir it also draws acc_vs_budget.png (accuracy and mean length vs budget) and
 ppl_vs_budget.png (vs budget and vs KV memory held); the plots need matplotlib, the tables only
 the stdlib.
 
@@ -108,6 +108,28 @@ def paired_accuracy_table(runs):
         lines.append(f"| {strategy} {ROLE.get(allocation, allocation)} ({allocation}) | {r['budget']} | "
                      f"{r['accuracy']:.3f} | +{wins} / −{losses} | {sign_test(wins, losses):.2f} |")
     return "\n".join(lines)
+
+
+def allocation_table(runs):
+    """Hard allocation (+Ours) against uniform (Base) of the same strategy and budget, on the same
+    (problem, sample) pairs: problems only hard solves / only uniform solves, exact sign test."""
+    lines = ["| strategy | budget | uniform | hard | hard only / uniform only | sign-test p |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    hard_runs = [r for r in runs if r["_budget"] is not None and split_method(r)[1] == "hard"]
+    for h in sorted(hard_runs, key=lambda r: (r["_budget"], split_method(r)[0])):
+        strategy = split_method(h)[0]
+        base = [r for r in runs if r["_budget"] == h["_budget"] and split_method(r) == (strategy, "uniform")]
+        if not base:
+            continue
+        u_scores, h_scores = sample_scores(base[0]), sample_scores(h)
+        if not u_scores or not h_scores:
+            continue
+        both = u_scores.keys() & h_scores.keys()
+        wins = sum(1 for k in both if h_scores[k] and not u_scores[k])
+        losses = sum(1 for k in both if u_scores[k] and not h_scores[k])
+        lines.append(f"| {strategy} | {h['_budget']} | {base[0]['accuracy']:.3f} | {h['accuracy']:.3f} | "
+                     f"{wins} / {losses} | {sign_test(wins, losses):.2f} |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def accuracy_table(runs):
@@ -245,6 +267,9 @@ def main():
         paired = paired_accuracy_table(acc)
         if paired:
             print(paired + "\n")
+        alloc = allocation_table(acc)
+        if alloc:
+            print(alloc + "\n")
     if ppl:
         print(ppl_table(ppl) + "\n")
     if args.png_dir:

@@ -2,9 +2,11 @@
 # The runs behind docs/QUALITY.md's tables: hardkv eval (synthetic set) and hardkv ppl (held-out
 # text) for full attention and snapkv/rkv x uniform/hard x three budgets, into OUT/{acc,ppl}-*.
 # usage: [ACC_BUDGETS="256 512 1024"] [ACC_LIMIT=0] [PPL_BUDGETS="128 256 512"] [PPL_CHUNKS=0] \
+#   [ACC_EXTRA="--temperature 0"] [ONLY=REGEX] \
 #   quality_runs.sh HARDKV_BINARY OUT_DIR BACKEND [acc|ppl|all]
-# (LIMIT/CHUNKS 0 = the whole set.) The CUDA backend's tiered attention needs head_dim 64/128/256,
-# so on hardkv-tiny (head_dim 32) only the full-attention runs work there; CPU runs them all.
+# BACKEND: cpu or cuda (both run every configuration; CUDA's tiered attention covers head_dim 32
+# since session 4). LIMIT/CHUNKS 0 = the whole set; ACC_EXTRA is appended to every eval command;
+# ONLY (an extended regex) keeps the runs whose name matches (to run parts side by side).
 set -uo pipefail
 bin="$1"; out="$2"; backend="$3"; what="${4:-all}"
 acc_budgets="${ACC_BUDGETS:-256 512 1024}"; ppl_budgets="${PPL_BUDGETS:-128 256 512}"
@@ -13,6 +15,7 @@ K="--kv-mode hard --window 32 --sinks 1 --interval 32 --obs-window 32 --page-siz
 run() {  # name, command...: skips runs already done (a summary exists), logs wall time
   local name="$1"; shift
   [[ -e "$out/$name/done" ]] && return 0
+  [[ -n "${ONLY:-}" && ! "$name" =~ ^(${ONLY})$ ]] && return 0
   mkdir -p "$out/$name"
   local t0=$SECONDS
   "$@" --out-dir "$out/$name" > "$out/$name/log.txt" 2>&1 && touch "$out/$name/done"
@@ -20,7 +23,7 @@ run() {  # name, command...: skips runs already done (a summary exists), logs wa
 }
 if [[ "$what" != ppl ]]; then
   A="--model $M --dataset $M/synth_test.jsonl --samples 1 --seed 0 --max-tokens 1024 --backend $backend"
-  A="$A --limit ${ACC_LIMIT:-0}"
+  A="$A --limit ${ACC_LIMIT:-0} ${ACC_EXTRA:-}"
   run acc-full "$bin" eval $A
   for b in $acc_budgets; do for s in snapkv rkv; do for a in uniform hard; do
     run "acc-$s-$a-$b" "$bin" eval $A $K --strategy $s --allocation $a --budget $b \
