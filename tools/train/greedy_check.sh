@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# e2e.sh BIN BACKEND OUT: greedy hard-mode runs on the first 6 trail problems.
+# greedy_check.sh BIN BACKEND OUT: greedy (--temperature 0) hard-mode eval runs on the first 6 trail
+# problems, four configurations; run with cpu and cuda and compare the samples.jsonl texts.
 bin=$1; be=$2; out=$3
 M=models/hardkv-tiny
 A="--model $M --dataset $M/synth_test.jsonl --samples 1 --seed 0 --max-tokens 1024 --temperature 0 --limit 6 --backend $be"
