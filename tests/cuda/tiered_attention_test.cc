@@ -1,7 +1,8 @@
 // CUDA tiered attention (src/kernels/cuda/tiered_attention.h) against two references on the same
 // bf16-rounded data: the CPU kv::tiered_attention over the same page/block layout, and plain
 // softmax attention over each head's logical list of kept tokens (no layout arithmetic at all).
-// Random page ids, masks, P in {1, 16}, GQA, decode and prefill-after-compression, splits.
+// Random page ids, masks, P in {1, 16}, GQA, decode and prefill-after-compression, splits; every
+// kernel path (CUDA cores: registers / cp.async ring; tensor cores: 2 / 3 stages, head_dim <= 128).
 #include "kernels/cuda/tiered_attention.h"
 
 #include <cuda_runtime_api.h>
