@@ -54,8 +54,8 @@ class CudaBackend final : public Backend {
                    Tensor& q_out, Tensor& k_cache, Tensor& v_cache) override;
   void attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
                  const AttentionMeta& meta, float scale, Tensor& out) override;
-  // Decode steps (one query token per sequence, decode kernel shapes): one kernel
-  // (HARDKV_FUSED_ATTENTION=0: qkv_prepare + attention).
+  // Decode steps (one query token per sequence, decode kernel shapes, at most 16 KV splits): one
+  // kernel (HARDKV_FUSED_ATTENTION=0: qkv_prepare + attention).
   void qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
                              float eps, const Tensor& positions, const Tensor& cos_sin,
                              const Tensor& slots, Tensor& q_out, Tensor& k_cache, Tensor& v_cache,
@@ -124,6 +124,8 @@ class CudaBackend final : public Backend {
   PagedAttentionParams attention_params(const Tensor& q, const Tensor& k_cache,
                                         const Tensor& v_cache, const AttentionMeta& meta,
                                         float scale, Tensor& out);
+  // Records (graphs) and launches a planned paged attention op.
+  void launch_attention_op(const PagedAttentionParams& p);
   // Copies host bytes to device through a pinned staging buffer (no stream sync when it fits).
   void copy_to_device_async(void* dst, const void* src, size_t bytes);
 

@@ -46,15 +46,20 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   __shared__ float m_s[kW][G];                   // per worker and head: running max (log2 units)
   __shared__ float l_s[kW][G];                   // per worker and head: sum of 2^(s - m)
   __shared__ __align__(16) float o_s[kW][G][D];  // per worker and head: unnormalised output
-  __shared__ __align__(16) bf16 q_s[kFused ? G : 1][D];  // kFused: the prepared query heads
+  // kFused: the prepared query heads, and the new token's K and V rows.
+  __shared__ __align__(16) bf16 q_s[kFused ? G : 1][D];
+  __shared__ __align__(16) bf16 kv_new_s[kFused ? 2 : 1][D];
   __shared__ bool last_block;
 
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
   pdl_wait();
   const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
+  // Independent metadata loads issued together (one round trip).
   const int tok = p.query_indptr[seq];
-  if (p.query_indptr[seq + 1] == tok) return;  // no query token (a padded graph slot)
+  const int tok_end = p.query_indptr[seq + 1];
   const int kv_len = p.kv_lens[seq];
+  const int32_t* blocks = p.block_indices + p.block_indptr[seq];
+  if (tok_end == tok) return;  // no query token (a padded graph slot)
   const int kv_begin = split * p.kv_chunk;
   const int kv_end = min(kv_len, kv_begin + p.kv_chunk);
   const int head0 = kv_head * G;
@@ -63,41 +68,6 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   // partial (l == 0: the merge skips it without reading its o).
   const bool empty = kv_begin >= kv_end;
   if (empty && p.num_splits == 1) return;
-
-  if constexpr (kFused) {
-    if (!empty) {
-      // Rows: the G query heads, then (the block holding position kv_len - 1) K and V.
-      const int64_t qkv_row = static_cast<int64_t>(p.num_q_heads + 2 * p.num_kv_heads) * D;
-      const bf16* src_tok = p.qkv + static_cast<int64_t>(tok) * qkv_row;
-      const int32_t pos = p.positions[tok];
-      const float* cs = pos >= 0 && pos < p.max_pos ? p.cos_sin + static_cast<int64_t>(pos) * D
-                                                    : nullptr;
-      const int32_t slot = p.slots[tok];
-      const bool store = kv_len - 1 >= kv_begin && kv_len - 1 < kv_end && slot >= 0 &&
-                         slot < p.num_slots;
-      const int rows = G + (store ? 2 : 0);
-      for (int r = warp; r < rows; r += T::kWarps) {
-        if (r < G) {
-          prepare_head_row(src_tok + static_cast<int64_t>(head0 + r) * D, q_s[r], p.q_norm, p.eps,
-                           cs, D, lane);
-        } else {
-          const int64_t dst = (static_cast<int64_t>(slot) * p.num_kv_heads + kv_head) * D;
-          if (r == G) {
-            prepare_head_row(src_tok + static_cast<int64_t>(p.num_q_heads + kv_head) * D,
-                             p.k_cache_w + dst, p.k_norm, p.eps, cs, D, lane);
-          } else {
-            const bf16* v =
-                src_tok + static_cast<int64_t>(p.num_q_heads + p.num_kv_heads + kv_head) * D;
-            for (int i = lane * 8; i < D; i += 32 * 8) {
-              *reinterpret_cast<uint4*>(p.v_cache_w + dst + i) =
-                  *reinterpret_cast<const uint4*>(v + i);
-            }
-          }
-        }
-      }
-      __syncthreads();  // q_s ready; this block's K/V store is visible to its own loads below
-    }
-  }
 
   if (empty) {
     if (threadIdx.x < G) {
@@ -109,6 +79,68 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   } else {
     const int worker = warp * T::kTokensPerWarp + lane / kLpt;
     const int chunk = lane % kLpt;  // this lane owns dims [chunk * 8, chunk * 8 + 8)
+    const int bs = p.block_size;
+    const int64_t slot_stride = static_cast<int64_t>(p.num_kv_heads) * D;  // elements per slot
+    const bf16* k_base = p.k_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+    const bf16* v_base = p.v_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
+    // The block holding position kv_len - 1 (the new token's, when kFused) takes its K/V from
+    // shared memory: this kernel stores them, so the cache's copy is not read back.
+    const bool has_new = kFused && kv_len - 1 >= kv_begin && kv_len - 1 < kv_end;
+
+    // Block-table lookups first, then every K and V load of the step, so their latencies overlap.
+    uint4 kr[kU], vr[kU];
+    auto load_step = [&](int t0) {
+      const int pos0 = t0 + worker * kU;
+      int64_t slot[kU];
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        const int pos = min(pos0 + u, kv_end - 1);
+        slot[u] = static_cast<int64_t>(__ldg(blocks + pos / bs)) * bs + pos % bs;
+      }
+#pragma unroll
+      for (int u = 0; u < kU; ++u) {
+        kr[u] = __ldg(reinterpret_cast<const uint4*>(k_base + slot[u] * slot_stride));
+        vr[u] = __ldg(reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride));
+      }
+    };
+    load_step(kv_begin);  // in flight while the query (and new K/V) are prepared
+
+    if constexpr (kFused) {
+      // Rows: the G query heads, then (the block holding position kv_len - 1) K and V.
+      const int64_t qkv_row = static_cast<int64_t>(p.num_q_heads + 2 * p.num_kv_heads) * D;
+      const bf16* src_tok = p.qkv + static_cast<int64_t>(tok) * qkv_row;
+      const int32_t pos = p.positions[tok];
+      const float* cs =
+          pos >= 0 && pos < p.max_pos ? p.cos_sin + static_cast<int64_t>(pos) * D : nullptr;
+      const int rows = G + (has_new ? 2 : 0);
+      for (int r = warp; r < rows; r += T::kWarps) {
+        if (r < G) {
+          prepare_head_row(src_tok + static_cast<int64_t>(head0 + r) * D, q_s[r], p.q_norm, p.eps,
+                           cs, D, lane);
+        } else if (r == G) {
+          prepare_head_row(src_tok + static_cast<int64_t>(p.num_q_heads + kv_head) * D,
+                           kv_new_s[0], p.k_norm, p.eps, cs, D, lane);
+        } else {
+          const bf16* v =
+              src_tok + static_cast<int64_t>(p.num_q_heads + p.num_kv_heads + kv_head) * D;
+          for (int i = lane * 8; i < D; i += 32 * 8) {
+            *reinterpret_cast<uint4*>(&kv_new_s[1][i]) = *reinterpret_cast<const uint4*>(v + i);
+          }
+        }
+      }
+      __syncthreads();  // q_s and kv_new_s ready
+      if (has_new) {
+        const int32_t slot = p.slots[tok];
+        if (slot >= 0 && slot < p.num_slots) {
+          const int64_t dst = (static_cast<int64_t>(slot) * p.num_kv_heads + kv_head) * D;
+          for (int i = threadIdx.x * 8; i < 2 * D; i += T::kThreads * 8) {
+            bf16* cache = i < D ? p.k_cache_w : p.v_cache_w;
+            *reinterpret_cast<uint4*>(cache + dst + i % D) =
+                *reinterpret_cast<const uint4*>(&kv_new_s[i / D][i % D]);
+          }
+        }
+      }
+    }
 
     // q of the G heads, scaled by softmax scale * log2(e) so the softmax can use exp2.
     const float q_scale = p.scale * 1.4426950408889634f;
@@ -132,33 +164,16 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
       for (int k = 0; k < 8; ++k) o[g][k] = 0.f;
     }
 
-    const int32_t* blocks = p.block_indices + p.block_indptr[seq];
-    const int bs = p.block_size;
-    const int64_t slot_stride = static_cast<int64_t>(p.num_kv_heads) * D;  // elements per slot
-    const bf16* k_base = p.k_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
-    const bf16* v_base = p.v_cache + static_cast<int64_t>(kv_head) * D + chunk * 8;
-
     for (int t0 = kv_begin; t0 < kv_end; t0 += T::kStep) {
       const int pos0 = t0 + worker * kU;
-      // Block-table lookups first, then every K and V load of the step, so their latencies
-      // overlap.
-      int64_t slot[kU];
+      if (t0 != kv_begin) load_step(t0);
+      if (has_new) {
 #pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        const int pos = min(pos0 + u, kv_end - 1);
-        slot[u] = static_cast<int64_t>(__ldg(blocks + pos / bs)) * bs + pos % bs;
-      }
-      uint4 kr[kU], vr[kU];
-#pragma unroll
-      for (int u = 0; u < kU; ++u) {
-        const uint4* kp = reinterpret_cast<const uint4*>(k_base + slot[u] * slot_stride);
-        const uint4* vp = reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride);
-        if constexpr (kFused) {  // the cache is written in this kernel: no read-only path
-          kr[u] = __ldcg(kp);
-          vr[u] = __ldcg(vp);
-        } else {
-          kr[u] = __ldg(kp);
-          vr[u] = __ldg(vp);
+        for (int u = 0; u < kU; ++u) {
+          if (min(pos0 + u, kv_end - 1) == kv_len - 1) {
+            kr[u] = *reinterpret_cast<const uint4*>(&kv_new_s[0][chunk * 8]);
+            vr[u] = *reinterpret_cast<const uint4*>(&kv_new_s[1][chunk * 8]);
+          }
         }
       }
 
@@ -265,34 +280,49 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
   __threadfence();  // this thread's partial writes are visible device-wide before the count
   __syncthreads();
   unsigned* counter = p.split_counters + static_cast<int64_t>(seq) * p.num_kv_heads + kv_head;
-  if (threadIdx.x == 0) last_block = atomicAdd(counter, 1u) == static_cast<unsigned>(p.num_splits - 1);
+  if (threadIdx.x == 0) {
+    last_block = atomicAdd(counter, 1u) == static_cast<unsigned>(p.num_splits - 1);
+  }
   __syncthreads();
   if (!last_block) return;
   __threadfence();
-  float* w_s = &o_s[0][0][0];  // [G][num_splits] split weights (o_s is free again)
+  float* w_s = &o_s[0][0][0];  // [G][kDecodeMaxSplits] split weights (o_s is free again)
   static_assert(kW * G * D >= G * kDecodeMaxSplits, "o_s too small for the split weights");
   const int ns = p.num_splits;
   const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
   if (warp < G) {  // warp g: the weights of head g
     const int64_t row = static_cast<int64_t>(tok) * p.num_q_heads + head0 + warp;
+    float ms[kDecodeMaxSplits / 32], ls[kDecodeMaxSplits / 32];
     float mx = -INFINITY;
-    for (int s = lane; s < ns; s += 32) mx = fmaxf(mx, __ldcg(&p.partial_ml[(s * rows + row) * 2]));
+#pragma unroll
+    for (int j = 0; j < kDecodeMaxSplits / 32; ++j) {
+      const int s = lane + 32 * j;
+      ms[j] = s < ns ? __ldcg(&p.partial_ml[(s * rows + row) * 2]) : -INFINITY;
+      ls[j] = s < ns ? __ldcg(&p.partial_ml[(s * rows + row) * 2 + 1]) : 0.f;
+      mx = fmaxf(mx, ms[j]);
+    }
     mx = warp_max(mx);
-    for (int s = lane; s < ns; s += 32) {
-      const float ms = __ldcg(&p.partial_ml[(s * rows + row) * 2]);
-      const float ls = __ldcg(&p.partial_ml[(s * rows + row) * 2 + 1]);
-      w_s[warp * kDecodeMaxSplits + s] = ls == 0.f ? 0.f : ls * exp2f(ms - mx);
+#pragma unroll
+    for (int j = 0; j < kDecodeMaxSplits / 32; ++j) {
+      const int s = lane + 32 * j;
+      if (s < ns) w_s[warp * kDecodeMaxSplits + s] = ls[j] == 0.f ? 0.f : ls[j] * exp2f(ms[j] - mx);
     }
   }
   __syncthreads();
   for (int i = threadIdx.x; i < G * D; i += T::kThreads) {
     const int g = i / D, d = i % D;
     const int64_t row = static_cast<int64_t>(tok) * p.num_q_heads + head0 + g;
+    const float* po = p.partial_o + row * D + d;
+    const int64_t split_stride = rows * D;
     float wsum = 0.f, acc = 0.f;
+    // Unrolled so that many partial loads are in flight (a rolled loop pays one L2 latency per
+    // split); empty splits (w == 0) never wrote their o, which is read but not used.
+#pragma unroll 16
     for (int s = 0; s < ns; ++s) {
       const float w = w_s[g * kDecodeMaxSplits + s];
+      const float o = __ldcg(po + s * split_stride);
       wsum += w;
-      acc += w != 0.f ? w * __ldcg(&p.partial_o[(s * rows + row) * D + d]) : 0.f;
+      acc += w != 0.f ? w * o : 0.f;
     }
     p.out[row * D + d] = __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
   }

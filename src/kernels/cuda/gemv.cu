@@ -103,7 +103,7 @@ __device__ void stage_silu_mul(const GemvArgs& a, bf16* xs) {
 }
 
 // xs[r, :] = rms_norm(bf16(residual[r, :] + x[r, :])) * norm_w, as rms_norm_vec_kernel<true>
-// computes it; then the last block to get here writes residual += x and x = xs back.
+// computes it (finish_add_rms_norm writes residual and x back once every block has read them).
 template <int kN>
 __device__ void stage_add_rms_norm(const GemvArgs& a, bf16* xs) {
   const int64_t k = a.k, total = a.n * k;
@@ -146,9 +146,15 @@ __device__ void stage_add_rms_norm(const GemvArgs& a, bf16* xs) {
     for (int j = 0; j < 8; ++j) s[j] = s[j] * sc * wv[j];
     store8(xs + i, s);
   }
+}
+
+// After the block's dot products (off the path to the weights' math): the last block to get here
+// writes residual += x and x = xs back. Every block has read x and residual once the counter
+// reaches gridDim.x: only then may the last one overwrite them (nothing else in this grid writes
+// them).
+__device__ void finish_add_rms_norm(const GemvArgs& a, const bf16* xs) {
+  const int64_t total = a.n * a.k;
   __syncthreads();
-  // Every block has read x and residual once the counter reaches gridDim.x: only then may the
-  // last one overwrite them (nothing else in this grid writes them).
   __shared__ bool last;
   if (threadIdx.x == 0) {
     __threadfence();
@@ -306,6 +312,10 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
         }
       }
     }
+  }
+  // After the outputs are stored: its atomic round trip is off the weights' path.
+  if constexpr (kPro == Prologue::kAddRmsNorm) {
+    finish_add_rms_norm(a, reinterpret_cast<const bf16*>(gemv_smem));
   }
 }
 
