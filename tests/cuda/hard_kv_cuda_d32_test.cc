@@ -87,9 +87,10 @@ void check_d32(const std::string& strategy, const std::string& allocation) {
     }
   }
   const EngineStats sc = cpu.stats(), sg = gpu.stats();
-  std::printf("head_dim 32, %s/%s, cuda vs cpu hard: max |logprob diff| %.4g, mean %.4g, events %lld\n",
-              strategy.c_str(), allocation.c_str(), mx, n ? sum / n : 0.0,
-              static_cast<long long>(sg.kv_compression_events));
+  std::printf(
+      "head_dim 32, %s/%s, cuda vs cpu hard: max |logprob diff| %.4g, mean %.4g, events %lld\n",
+      strategy.c_str(), allocation.c_str(), mx, n ? sum / n : 0.0,
+      static_cast<long long>(sg.kv_compression_events));
   EXPECT_EQ(sg.kv_compression_events, sc.kv_compression_events);  // due by length alone
   EXPECT_GT(sg.kv_compression_events, 5);
   // bf16 keys can reorder near-tied scores, so kept sets may differ a little from the CPU's.

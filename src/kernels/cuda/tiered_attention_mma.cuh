@@ -346,7 +346,8 @@ void launch_tiered_attention_mma(const TieredAttentionParams& p, cudaStream_t st
                      " (2 or 3)");
     }
   } else {
-    CUDA_REQUIRE(false, kInternal, "tiered attention: the tensor-core kernel covers head_dim <= 128, not ", D);
+    CUDA_REQUIRE(false, kInternal,
+                 "tiered attention: the tensor-core kernel covers head_dim <= 128, not ", D);
   }
 }
 
