@@ -40,13 +40,13 @@ class HardKVSpace::Hook : public AttentionHook {
       tiers_->record_queries(layer_idx, q);
       const int fresh_rows = query_indptr_[num_fresh_];
       if (num_fresh_ > 0) {
-        Tensor q_fresh = rows(q, 0, fresh_rows), out_fresh = rows(out, 0, fresh_rows);
+        Tensor q_fresh = q.rows(0, fresh_rows), out_fresh = out.rows(0, fresh_rows);
         tiers_->backend().attention(q_fresh, k_cache, v_cache, fresh_meta(paged), scale,
                                     out_fresh);
       }
       if (num_fresh_ < static_cast<int>(seq_ids_.size())) {
         const int64_t n = q.shape()[0];
-        Tensor q_rest = rows(q, fresh_rows, n), out_rest = rows(out, fresh_rows, n);
+        Tensor q_rest = q.rows(fresh_rows, n), out_rest = out.rows(fresh_rows, n);
         tiers_->attend(layer_idx, q_rest, k_cache, v_cache, scale, out_rest);
       }
       return;
@@ -60,21 +60,13 @@ class HardKVSpace::Hook : public AttentionHook {
   }
 
  private:
-  // Rows [begin, end) of t [num_tokens, ...] as a view.
-  static Tensor rows(const Tensor& t, int64_t begin, int64_t end) {
-    Shape shape = t.shape();
-    const int64_t row_elems = t.numel() / shape[0];
-    shape[0] = end - begin;
-    char* base = static_cast<char*>(t.data()) + begin * row_elems * dtype_size(t.dtype());
-    return Tensor::view(base, t.dtype(), shape, t.device());
-  }
   // The step's paged meta cut to its first num_fresh_ sequences (their rows come first).
   AttentionMeta fresh_meta(const AttentionMeta& paged) const {
     AttentionMeta m = paged;
     const int64_t n = num_fresh_;
-    m.query_indptr = rows(paged.query_indptr, 0, n + 1);
-    m.kv_lens = rows(paged.kv_lens, 0, n);
-    m.block_indptr = rows(paged.block_indptr, 0, n + 1);
+    m.query_indptr = paged.query_indptr.rows(0, n + 1);
+    m.kv_lens = paged.kv_lens.rows(0, n);
+    m.block_indptr = paged.block_indptr.rows(0, n + 1);
     m.num_seqs = num_fresh_;
     m.num_tokens = query_indptr_[num_fresh_];
     m.max_query_len = 0;
