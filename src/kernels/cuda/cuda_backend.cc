@@ -26,6 +26,11 @@ namespace cuda {
 namespace {
 
 constexpr size_t kStagingBytes = 8u << 20;
+// The staging buffer's last kGraphStagingBytes serve graph steps (capture and replay), so a
+// graph's copy nodes read the same slots whatever eager copies ran before it in the step (HARD-KV
+// uploads its tier metadata eagerly before a graph replay); eager copies use the rest.
+constexpr size_t kGraphStagingBytes = 1u << 20;
+constexpr size_t kEagerStagingBytes = kStagingBytes - kGraphStagingBytes;
 // Split counters for the decode kernel's in-kernel merge: (sequence, KV head) pairs per step.
 constexpr int64_t kAttnCounters = 1 << 16;
 
@@ -157,31 +162,34 @@ void CudaBackend::release_scratch() {
   scratch_.reset();
   CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
   staging_used_ = 0;
+  graph_staging_used_ = 0;
 }
 
 void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
-  if (staging_used_ + bytes > kStagingBytes) {
-    HARDKV_CHECK(mode_ == Mode::kEager, kUnsupported,
+  const bool eager = mode_ == Mode::kEager;
+  size_t& used = eager ? staging_used_ : graph_staging_used_;
+  const size_t capacity = eager ? kEagerStagingBytes : kGraphStagingBytes;
+  if (used + bytes > capacity) {
+    HARDKV_CHECK(eager, kUnsupported,
                  "cuda: {} bytes of step metadata overflow the {}-byte staging buffer in a CUDA "
                  "graph step",
-                 staging_used_ + bytes, kStagingBytes);
+                 used + bytes, capacity);
     // Too big for the staging buffer: a pageable copy (the runtime syncs the stream first).
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return;
   }
-  if (staging_used_ == 0 && mode_ == Mode::kEager) {
+  if (used == 0 && eager) {
     CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read it
   }
-  char* s = staging_ + staging_used_;
+  char* s = staging_ + (eager ? 0 : kEagerStagingBytes) + used;
   std::memcpy(s, src, bytes);
   const size_t slot_bytes = (bytes + 255) / 256 * 256;
-  staging_used_ += slot_bytes;
+  used += slot_bytes;
   // A graph copies whole slots (a scratch allocation is rounded up to 256 bytes too), so the
   // captured copy node still moves everything when a block table grows inside its slot.
-  const size_t copy_bytes =
-      mode_ != Mode::kEager && scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
+  const size_t copy_bytes = !eager && scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
   // In a replay the graph's copy node reads the same staging slot.
   const ProfileScope prof(this, profiling_ ? "h2d metadata" : std::string());
   if (record_op(100, {dst, s}, static_cast<int64_t>(copy_bytes))) return;
@@ -661,6 +669,7 @@ void CudaBackend::begin_capture(int kv_bound) {
   mode_ = Mode::kCapture;
   graph_kv_bound_ = kv_bound;
   signature_ = 0;
+  graph_staging_used_ = 0;
   CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
 }
 
@@ -685,6 +694,7 @@ void CudaBackend::begin_replay(const StepGraph& step_graph) {
   mode_ = Mode::kReplay;
   graph_kv_bound_ = graph.kv_bound;
   signature_ = 0;
+  graph_staging_used_ = 0;
 }
 
 bool CudaBackend::end_replay(const StepGraph& step_graph) {

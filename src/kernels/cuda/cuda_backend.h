@@ -100,6 +100,16 @@ class CudaBackend final : public Backend {
   // capture records the step without running it).
   void launch_graph(const StepGraph& graph) override;
 
+  // For ops launched outside the backend on its stream (HARD-KV's DeviceTiers): folds the op
+  // into the step signature like the backend's own ops; true when it must not launch (a replay:
+  // the graph runs it). Every pointer and size the launch depends on must be passed.
+  [[nodiscard]] bool record_graph_op(int op, std::initializer_list<const void*> ptrs,
+                                     int64_t size) {
+    return record_op(op, ptrs, size);
+  }
+  // Inside a capture or replay: the KV bound the step's graph is planned for; 0 when eager.
+  int graph_kv_bound() const { return mode_ == Mode::kEager ? 0 : graph_kv_bound_; }
+
   DeviceMemory memory() const override;
 
   // Per-op device time for breakdowns: events around every eager op and a synchronisation after
@@ -138,7 +148,8 @@ class CudaBackend final : public Backend {
   unsigned* attn_counters_ = nullptr;
   ScratchArena scratch_;
   char* staging_ = nullptr;  // pinned host memory, kStagingBytes, reused per step
-  size_t staging_used_ = 0;
+  size_t staging_used_ = 0;        // eager part
+  size_t graph_staging_used_ = 0;  // graph part (capture / replay)
   cudaEvent_t staging_free_ = nullptr;  // recorded at release_scratch: staging reads finished
   Mode mode_ = Mode::kEager;
   int graph_kv_bound_ = 0;

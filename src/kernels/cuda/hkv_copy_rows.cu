@@ -11,6 +11,7 @@ __global__ void __launch_bounds__(kWarps * 32) hkv_copy_rows_kernel(const HkvCop
   const int i = blockIdx.x * kWarps + threadIdx.x / 32;
   if (i >= p.num_rows) return;
   const int64_t s = p.src_rows ? p.src_rows[i] : i, d = p.dst_rows ? p.dst_rows[i] : i;
+  if (s < 0 || d < 0) return;  // a skipped row (padding rows of a graph step)
   const uint4* src = reinterpret_cast<const uint4*>(p.src + s * p.row_elems);
   uint4* dst = reinterpret_cast<uint4*>(p.dst + d * p.row_elems);
   for (int c = threadIdx.x % 32; c < p.row_elems / 8; c += 32) dst[c] = src[c];
