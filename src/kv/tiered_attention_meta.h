@@ -51,4 +51,11 @@ struct TieredAttentionMeta {
   }
 };
 
+// m padded to num_seqs >= m.num_seqs sequences (a CUDA-graph step of fixed shape): each added
+// sequence has one query row, which attends to the single dense token at table slot 0 of block
+// dense_block (any valid block id: the row's output is discarded), and no condensed tokens in any
+// (layer, kv-head). The real sequences keep their indices, rows and attention; segments are
+// renumbered for the new num_seqs. The condensed arrays are padded only when m carries them.
+TieredAttentionMeta pad_tiered_meta(const TieredAttentionMeta& m, int num_seqs, int dense_block = 0);
+
 }  // namespace hardkv::kv

@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kv_sim.h"
 
@@ -204,6 +205,66 @@ TEST(TieredAttention, NoEvictionEqualsFullAttention) {
       EXPECT_EQ(sim.kv().usage(1).masked_tokens, 0);
     }
   }
+}
+
+// A graph step pads its tiered metadata to a fixed number of sequences: the real rows attend
+// exactly as before (bit-identical, same arithmetic), the segments of every layer are renumbered,
+// and each padding row attends its one dense token (its output is the value row it reads).
+TEST(TieredAttention, PaddedMetaKeepsTheRealRows) {
+  Dims d;
+  d.page_size = 4;
+  Sim sim(d, test_config(24, 4, 2), 3);
+  const std::vector<int64_t> ids = {5, 6, 7};
+  for (int64_t id : ids) {
+    sim.add(id);
+    sim.append(id, 40 + static_cast<int>(id));
+    sim.event(id);  // evicts: condensed pages and masks differ per head
+    sim.append(id, 1);
+  }
+  const std::vector<int32_t> q_lens = {1, 1, 1};
+  const TieredAttentionMeta meta = sim.kv().build_attention_meta(ids, q_lens);
+  const int padded_seqs = 8;
+  const TieredAttentionMeta padded = pad_tiered_meta(meta, padded_seqs);
+  ASSERT_EQ(padded.num_seqs, padded_seqs);
+  ASSERT_EQ(padded.num_tokens, padded_seqs);
+  ASSERT_EQ(padded.cond_len.size(), static_cast<size_t>(d.layers) * padded_seqs * d.kv_heads);
+  const DenseKVView view = sim.view();
+  const int row = d.q_heads * d.head_dim;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
+  for (int l = 0; l < d.layers; ++l) {
+    for (int s = 0; s < padded_seqs; ++s) {
+      for (int h = 0; h < d.kv_heads; ++h) {
+        const int g = padded.segment(l, s, h);
+        if (s >= meta.num_seqs) {
+          EXPECT_EQ(padded.cond_len[g], 0);
+          continue;
+        }
+        const int old = meta.segment(l, s, h);
+        EXPECT_EQ(padded.cond_len[g], meta.cond_len[old]);
+        EXPECT_EQ(padded.page_indptr[g + 1] - padded.page_indptr[g],
+                  meta.page_indptr[old + 1] - meta.page_indptr[old]);
+        EXPECT_EQ(padded.page_indptr[g], meta.page_indptr[old]);
+        EXPECT_EQ(padded.mask_indptr[g], meta.mask_indptr[old]);
+      }
+    }
+    std::vector<float> q = sim.random_q(padded_seqs);
+    std::vector<float> want(static_cast<size_t>(meta.num_tokens) * row);
+    std::vector<float> got(q.size(), std::nanf(""));
+    tiered_attention_layer(sim.kv(), meta, l, q.data(), view.k[l], view.v[l], scale, want.data());
+    tiered_attention_layer(sim.kv(), padded, l, q.data(), view.k[l], view.v[l], scale, got.data());
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(got[i], want[i]) << "layer " << l;
+    // A padding row sees one token (slot 0 of block 0): its output is that token's value row.
+    for (int r = meta.num_tokens; r < padded_seqs; ++r) {
+      for (int hq = 0; hq < d.q_heads; ++hq) {
+        const int kvh = hq / (d.q_heads / d.kv_heads);
+        for (int e = 0; e < d.head_dim; ++e) {
+          ASSERT_EQ(got[(static_cast<size_t>(r) * d.q_heads + hq) * d.head_dim + e],
+                    view.v[l][static_cast<size_t>(kvh) * d.head_dim + e]);
+        }
+      }
+    }
+  }
+  EXPECT_THROW(pad_tiered_meta(meta, 2), Error);
 }
 
 }  // namespace
