@@ -368,6 +368,20 @@ void dispatch(const GemvArgs& a, int num_sms, cudaStream_t stream) {
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The arguments every GEMV launch shares; the prologue's own fields stay at their defaults.
+GemvArgs plain_args(const bf16* x, const bf16* w, const bf16* bias, void* out, int64_t n,
+                    int64_t m, int64_t k) {
+  GemvArgs a{};
+  a.x = x;
+  a.w = w;
+  a.bias = bias;
+  a.out = out;
+  a.n = static_cast<int>(n);
+  a.m = m;
+  a.k = k;
+  return a;
+}
+
 }  // namespace
 
 bool gemv_supported(const void* x, const void* w, int64_t n, int64_t k) {
@@ -386,14 +400,7 @@ void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, void* out, bool
                  int64_t m, int64_t k, int num_sms, cudaStream_t stream) {
   CUDA_REQUIRE(gemv_supported(x, w, n, k) && m > 0, kInvalidArgument, "gemv: n=", n, " m=", m,
                " k=", k, " (need 1 <= n <= ", kGemvMaxRows, ", k % 8 == 0, 16-byte aligned)");
-  GemvArgs a{};
-  a.x = x;
-  a.w = w;
-  a.bias = bias;
-  a.out = out;
-  a.n = static_cast<int>(n);
-  a.m = m;
-  a.k = k;
+  const GemvArgs a = plain_args(x, w, bias, out, n, m, k);
   const bool smem_x = n * k * static_cast<int64_t>(sizeof(bf16)) <= kSmemXBytes &&
                       gemv_smem_x_enabled();
   if (smem_x) {
@@ -419,19 +426,12 @@ void launch_add_rms_norm_gemv(bf16* x, bf16* residual, const bf16* norm_w, float
                    aligned16(norm_w) && counter != nullptr,
                kInvalidArgument, "add_rms_norm_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
-  GemvArgs a{};
-  a.x = x;
+  GemvArgs a = plain_args(x, w, bias, out, n, m, k);
   a.x_out = x;
   a.residual = residual;
   a.norm_w = norm_w;
   a.eps = eps;
   a.counter = counter;
-  a.w = w;
-  a.bias = bias;
-  a.out = out;
-  a.n = static_cast<int>(n);
-  a.m = m;
-  a.k = k;
   dispatch<Prologue::kAddRmsNorm, true, bf16>(a, num_sms, stream);
   CUDA_CHECK_LAUNCH();
 }
@@ -441,14 +441,7 @@ void launch_silu_mul_gemv(const bf16* gate_up, const bf16* w, const bf16* bias, 
   CUDA_REQUIRE(gemv_prologue_supported(gate_up, w, n, k) && m > 0, kInvalidArgument,
                "silu_mul_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
-  GemvArgs a{};
-  a.x = gate_up;
-  a.w = w;
-  a.bias = bias;
-  a.out = out;
-  a.n = static_cast<int>(n);
-  a.m = m;
-  a.k = k;
+  const GemvArgs a = plain_args(gate_up, w, bias, out, n, m, k);
   dispatch<Prologue::kSiluMul, true, bf16>(a, num_sms, stream);
   CUDA_CHECK_LAUNCH();
 }
