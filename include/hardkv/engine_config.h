@@ -31,9 +31,10 @@ struct EngineConfig {
   std::string backend = "auto";  // "auto" | "cpu" | "cuda"
 
   // KV cache mode. "dense": the paged pool above. "hard": HARD-KV head-adaptive compression
-  // (docs/COMPRESSION.md) with `compression`; on the CUDA backend attention over the tiers runs
-  // on the device while tier bookkeeping, selection and the condensed pools' master copy (fp32,
-  // host RAM: twice the device pools' bytes) stay on the host, and steps run eagerly; no prefix caching in hard mode (compression retires and rewrites the blocks a cached prefix
+  // (docs/COMPRESSION.md) with `compression`. On the CUDA backend the tiers' K/V, attention over
+  // them, event scoring and the K/V moves run on the device while the tier layout and selection
+  // stay on the host; decode steps replay CUDA graphs as in dense mode (enforce_eager: never).
+  // No prefix caching in hard mode (compression retires and rewrites the blocks a cached prefix
   // would share), so enable_prefix_caching is ignored there.
   std::string kv_mode = "dense";
   compress::CompressionConfig compression;  // read in hard mode only

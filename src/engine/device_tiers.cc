@@ -62,13 +62,9 @@ void DeviceTiers::release_sequence(int64_t seq_id) {
 
 void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
                              std::span<const int32_t> query_indptr,
-                             const kv::TieredAttentionMeta& m, bool reuse_condensed) {
+                             const kv::TieredAttentionMeta& m, bool reuse_condensed,
+                             int num_rows) {
   meta_ = &m;
-  query_indptr_ = to_device(*be_, m.query_indptr);
-  dense_block_indptr_ = to_device(*be_, m.dense_block_indptr);
-  dense_block_indices_ = to_device(*be_, m.dense_block_indices);
-  dense_start_ = to_device(*be_, m.dense_start);
-  dense_len_ = to_device(*be_, m.dense_len);
   if (!reuse_condensed) {
     cond_buffers_.resize(5);
     page_indptr_ = to_persistent(*be_, cond_buffers_[0], m.page_indptr);
@@ -80,7 +76,8 @@ void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> 
     has_condensed_ = true;
   }
   HARDKV_CHECK(has_condensed_, kInternal, "device HARD-KV: no condensed metadata to reuse");
-  // Ring rows: of each sequence's new tokens, those among its last obs_window positions.
+  // Ring rows: of each sequence's new tokens, those among its last obs_window positions; rows
+  // past the step's sequences (a graph step's padding) are skipped (-1).
   const int W = config_.obs_window;
   std::vector<int32_t> src, dst;
   for (size_t i = 0; i < seq_ids.size(); ++i) {
@@ -100,15 +97,52 @@ void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> 
       dst.push_back(it->second * W + pos % W);
     }
   }
+  HARDKV_CHECK(num_rows >= query_indptr.back(), kInternal,
+               "device HARD-KV: {} forward rows for {} query rows", num_rows, query_indptr.back());
+  for (int r = query_indptr.back(); r < num_rows; ++r) {
+    src.push_back(r);
+    dst.push_back(-1);
+  }
   ring_rows_ = static_cast<int>(src.size());
-  ring_src_ = to_device(*be_, src);
-  ring_dst_ = to_device(*be_, dst);
+  // The step's lists in one upload into a persistent buffer: a graph step of the same shape finds
+  // every list at the same address (the variable-length block table last).
+  const std::vector<int32_t>* lists[] = {&m.query_indptr, &m.dense_block_indptr, &m.dense_start,
+                                         &m.dense_len,    &src,
+                                         &dst,            &m.dense_block_indices};
+  constexpr int kLists = sizeof(lists) / sizeof(lists[0]);
+  int64_t offsets[kLists + 1] = {0};
+  for (int i = 0; i < kLists; ++i) {
+    offsets[i + 1] = offsets[i] + (static_cast<int64_t>(lists[i]->size()) + 15) / 16 * 16;
+  }
+  std::vector<int32_t> packed(static_cast<size_t>(std::max<int64_t>(offsets[kLists], 1)), 0);
+  for (int i = 0; i < kLists; ++i) {
+    std::copy(lists[i]->begin(), lists[i]->end(), packed.begin() + offsets[i]);
+  }
+  const Tensor all = to_persistent(*be_, step_buffer_, packed);
+  auto part = [&](int i) {
+    return Tensor::view(all.data_as<int32_t>() + offsets[i], DType::kI32,
+                        {std::max<int64_t>(static_cast<int64_t>(lists[i]->size()), 1)},
+                        all.device());
+  };
+  query_indptr_ = part(0);
+  dense_block_indptr_ = part(1);
+  dense_start_ = part(2);
+  dense_len_ = part(3);
+  ring_src_ = part(4);
+  ring_dst_ = part(5);
+  dense_block_indices_ = part(6);
 }
 
 void DeviceTiers::record_queries(int layer_idx, const Tensor& q) {
 #ifdef HARDKV_WITH_CUDA
-  copy_rows(cuda_of(be_), q, ring_[layer_idx], i32(ring_src_), i32(ring_dst_), ring_rows_,
-            config_.num_q_heads * config_.head_dim);
+  cuda::CudaBackend& cuda = cuda_of(be_);
+  const int row = config_.num_q_heads * config_.head_dim;
+  if (cuda.record_graph_op(kRecordQueriesOp,
+                           {q.data(), ring_[layer_idx].data(), ring_src_.data(), ring_dst_.data()},
+                           int64_t{ring_rows_} * row)) {
+    return;  // a graph replay runs it
+  }
+  copy_rows(cuda, q, ring_[layer_idx], i32(ring_src_), i32(ring_dst_), ring_rows_, row);
 #else
   (void)layer_idx, (void)q;
   no_cuda();
@@ -129,15 +163,15 @@ void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
   p.page_v = static_cast<const __nv_bfloat16*>(page_v_[layer_idx].data());
   p.dense_k = static_cast<const __nv_bfloat16*>(k_cache.data());
   p.dense_v = static_cast<const __nv_bfloat16*>(v_cache.data());
-  p.query_indptr = query_indptr_.data_as<const int32_t>();
-  p.dense_block_indptr = dense_block_indptr_.data_as<const int32_t>();
-  p.dense_block_indices = dense_block_indices_.data_as<const int32_t>();
-  p.dense_start = dense_start_.data_as<const int32_t>();
-  p.dense_len = dense_len_.data_as<const int32_t>();
-  p.page_indptr = page_indptr_.data_as<const int32_t>() + seg0;
-  p.page_indices = page_indices_.data_as<const int32_t>();
-  p.cond_len = cond_len_.data_as<const int32_t>() + seg0;
-  p.mask_indptr = mask_indptr_.data_as<const int32_t>() + seg0;
+  p.query_indptr = i32(query_indptr_);
+  p.dense_block_indptr = i32(dense_block_indptr_);
+  p.dense_block_indices = i32(dense_block_indices_);
+  p.dense_start = i32(dense_start_);
+  p.dense_len = i32(dense_len_);
+  p.page_indptr = i32(page_indptr_) + seg0;
+  p.page_indices = i32(page_indices_);
+  p.cond_len = i32(cond_len_) + seg0;
+  p.mask_indptr = i32(mask_indptr_) + seg0;
   p.mask_words = reinterpret_cast<const uint64_t*>(mask_words_.data());
   p.num_seqs = m.num_seqs;
   p.num_tokens = m.num_tokens;
@@ -149,6 +183,16 @@ void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
   p.max_query_len = m.max_query_len;
   p.max_cond_len = max_cond_len_;
   p.max_dense_len = m.max_dense_len;
+  if (const int bound = cuda->graph_kv_bound(); bound > 0) {
+    // A graph step: planned (grid, splits) for every list of up to `bound` tokens, so that the
+    // graph serves later steps whose lists are longer than this one's.
+    HARDKV_CHECK(max_cond_len_ + m.max_dense_len <= bound, kInvalidArgument,
+                 "device HARD-KV graph step: a head attends up to {} tokens, over the graph's "
+                 "bound {}",
+                 max_cond_len_ + m.max_dense_len, bound);
+    p.max_cond_len = 0;
+    p.max_dense_len = bound;
+  }
   p.scale = scale;
   const size_t ws = cuda::plan_tiered_attention(p, cuda->num_sms());
   if (ws > 0) {
@@ -156,6 +200,14 @@ void DeviceTiers::attend(int layer_idx, const Tensor& q, const Tensor& k_cache,
     p.partial_o = w.data_as<float>();
     p.partial_ml =
         p.partial_o + static_cast<size_t>(p.num_splits) * p.num_tokens * p.num_q_heads * p.head_dim;
+  }
+  if (cuda->record_graph_op(
+          kTieredAttentionOp,
+          {p.q, p.out, p.page_k, p.page_v, p.dense_k, p.dense_v, p.query_indptr,
+           p.dense_block_indptr, p.dense_block_indices, p.dense_start, p.dense_len, p.page_indptr,
+           p.page_indices, p.cond_len, p.mask_indptr, p.mask_words, p.partial_o},
+          (static_cast<int64_t>(p.num_tokens) * 1000003 + p.num_seqs) * 1009 + p.num_splits)) {
+    return;  // a graph replay runs it
   }
   cuda::launch_tiered_attention(p, cuda->stream());
 #else

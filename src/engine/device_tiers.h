@@ -31,19 +31,27 @@ class DeviceTiers {
 
   // The step over seq_ids (query rows by query_indptr, the last tokens of each sequence): ring
   // rows for all of them, and meta (the tiered attention of a subset of them, which may be
-  // empty) into backend scratch (valid until release_scratch()).
+  // empty; it must outlive the step) into persistent device buffers, uploaded now. num_rows: the
+  // forward's query rows (>= query_indptr.back(); a graph step's padding rows past the step's
+  // sequences write no ring row). A graph step of the same shape finds every list at the same
+  // address, so its captured kernels read this step's lists.
   // Assigns a ring slot to a sequence seen for the first time (kOutOfMemory when none is free).
   // reuse_condensed: meta was built without its condensed part, which is unchanged since the last
-  // step that uploaded it (same sequences, same HeadwiseKV::condensed_version()).
+  // step that uploaded it (same sequences, same HeadwiseKV::condensed_version(), same padding).
   void begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> seq_ids,
                   std::span<const int32_t> query_indptr, const kv::TieredAttentionMeta& meta,
-                  bool reuse_condensed = false);
+                  bool reuse_condensed, int num_rows);
   // One layer's step queries q act [num_tokens, Hq, D] into the ring.
   void record_queries(int layer_idx, const Tensor& q);
   // One layer's attention over the tiers for the sequences of the step's meta: q, out act
   // [meta.num_tokens, Hq, D], the rows of those sequences only (the ring is record_queries').
+  // Both join a CUDA graph step (capture, replay); there attention is planned for lists of up to
+  // the graph's KV bound tokens.
   void attend(int layer_idx, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
               float scale, Tensor& out);
+  // The most tokens any (layer, kv-head) of the step's sequences stores in the condensed tier
+  // (as of the last uploaded condensed metadata).
+  int max_cond_len() const { return max_cond_len_; }
   // A finished sequence gives its ring slot back.
   void release_sequence(int64_t seq_id);
 
@@ -67,15 +75,19 @@ class DeviceTiers {
   std::vector<Tensor> ring_;             // [num_layers] act [max_seqs * obs_window, Hq * D]
   std::unordered_map<int64_t, int> slot_of_;
   std::vector<int> free_slots_;
-  // The step's metadata on the device (scratch).
+  // Graph-signature ids of the two per-layer ops (distinct from the backend's own).
+  static constexpr int kRecordQueriesOp = 200;
+  static constexpr int kTieredAttentionOp = 201;
+  // The step's metadata on the device: views into step_buffer_ (persistent, one upload a step).
   const kv::TieredAttentionMeta* meta_ = nullptr;
+  Tensor step_buffer_;
   Tensor query_indptr_, dense_block_indptr_, dense_block_indices_, dense_start_, dense_len_;
   // The condensed part, kept across steps (persistent buffers; views of the used prefix).
   Tensor page_indptr_, page_indices_, cond_len_, mask_indptr_, mask_words_;
   std::vector<Tensor> cond_buffers_;  // [5] owning I32 buffers behind the views above
   int max_cond_len_ = 0;
   bool has_condensed_ = false;
-  Tensor ring_src_, ring_dst_;  // the step's query rows -> ring rows
+  Tensor ring_src_, ring_dst_;  // the step's query rows -> ring rows (views into step_buffer_)
   int ring_rows_ = 0;
 };
 

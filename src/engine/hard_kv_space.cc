@@ -20,7 +20,8 @@ class HardKVSpace::Hook : public AttentionHook {
   const kv::TieredAttentionMeta& meta() const { return meta_; }
   const std::vector<int64_t>& seq_ids() const { return seq_ids_; }
   const std::vector<int32_t>& query_indptr() const { return query_indptr_; }
-  // seq_ids / query_indptr: the whole step, in row order. Device: the first num_fresh sequences
+  // seq_ids / query_indptr: the step's sequences, in row order (a graph step's padding rows
+  // follow them and belong to no sequence). Device: the first num_fresh sequences
   // were never compressed, so their attention is plain causal attention over the dense tier,
   // whose block tables the paged meta carries (the paged kernels run, tensor-core prefill
   // included); meta covers the others (rows from query_indptr[num_fresh] on), whose attention
@@ -35,8 +36,7 @@ class HardKVSpace::Hook : public AttentionHook {
   }
   void attend(int layer_idx, const Tensor& q, Tensor& k_cache, Tensor& v_cache,
               const AttentionMeta& paged, float scale, Tensor& out) override {
-    if (tiers_) {  // the rows go to the device ring; the host counts them
-      kv::push_observations(*kv_, seq_ids_, query_indptr_, layer_idx, nullptr);
+    if (tiers_) {  // the rows go to the device ring (begin_step counted them on the host)
       tiers_->record_queries(layer_idx, q);
       const int fresh_rows = query_indptr_[num_fresh_];
       if (num_fresh_ > 0) {
@@ -152,14 +152,21 @@ void HardKVSpace::release(Sequence& seq) {
   seq.block_table.clear();
 }
 
-ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
-  // Device: sequences never compressed ("fresh") go first, so that their rows form one block the
-  // paged kernels attend; the rest attend over the tiers. Host: the scheduler's order.
+ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out, int graph_rows) {
+  const int num_seqs = static_cast<int>(out.seqs.size());
+  const bool graph = graph_rows > 0;
+  HARDKV_CHECK(!graph || (tiers_ != nullptr && graph_rows >= num_seqs), kInternal,
+               "HARD-KV graph step of {} rows for {} sequences (device tiers: {})", graph_rows,
+               num_seqs, tiers_ != nullptr);
+  // Device eager steps: sequences never compressed ("fresh") go first, so that their rows form
+  // one block the paged kernels attend; the rest attend over the tiers. Host and graph steps: the
+  // scheduler's order, every sequence over the tiers.
   std::vector<const ScheduledSeq*> order;
   for (const ScheduledSeq& s : out.seqs) order.push_back(&s);
   auto fresh = [&](const ScheduledSeq* s) {
     const kv::SequenceKV& skv = kv_->sequence(s->seq->seq_id);
-    return tiers_ != nullptr && skv.num_events == 0 && skv.dense_begin == 0 && skv.dense_base == 0;
+    return tiers_ != nullptr && !graph && skv.num_events == 0 && skv.dense_begin == 0 &&
+           skv.dense_base == 0;
   };
   const auto first_tiered = std::stable_partition(order.begin(), order.end(), fresh);
   const int num_fresh = static_cast<int>(first_tiered - order.begin());
@@ -177,6 +184,8 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
     const int begin = seq.num_computed_tokens;
     const int end = begin + s.num_new_tokens;
     HARDKV_ASSERT(kv_->sequence(seq.seq_id).num_tokens == end);
+    HARDKV_CHECK(!graph || (s.num_new_tokens == 1 && s.sample), kInternal,
+                 "HARD-KV graph step: sequence {} is not a decode row", seq.seq_id);
     for (int p = begin; p < end; ++p) {
       b.token_ids.push_back(seq.token_ids[p]);
       b.positions.push_back(p);
@@ -200,16 +209,42 @@ ForwardBatch HardKVSpace::begin_step(const SchedulerOutput& out) {
   for (int32_t row : logits_row) {
     if (row >= 0) b.logits_indices.push_back(row);
   }
-  // Device: the condensed part of the metadata changes only with events and the batch.
-  const bool reuse =
-      tiers_ && tiered_ids == meta_seq_ids_ && kv_->condensed_version() == meta_version_;
+  std::vector<int32_t> query_indptr = b.query_indptr;  // the sequences' rows, without padding
+  // Device: the condensed part of the metadata changes only with events, the batch and padding.
+  const int padded_seqs = graph ? graph_rows : 0;
+  const bool reuse = tiers_ && tiered_ids == meta_seq_ids_ &&
+                     kv_->condensed_version() == meta_version_ && padded_seqs == meta_padded_seqs_;
   kv::TieredAttentionMeta meta = kv_->build_attention_meta(tiered_ids, tiered_q_lens, !reuse);
-  hook_->set_step(std::move(seq_ids), b.query_indptr, std::move(meta), num_fresh,
-                  fresh_max_kv_len);
+  if (graph) {
+    // Fixed shape: graph_rows decode rows, the extra ones reading one token of block 0 and
+    // storing nothing; kv_lens carries each row's attended-list bound (the graph's KV bucket).
+    meta = kv::pad_tiered_meta(meta, graph_rows);
+    for (int r = num_seqs; r < graph_rows; ++r) {
+      b.token_ids.push_back(0);
+      b.positions.push_back(0);
+      b.slot_mapping.push_back(-1);
+      b.query_indptr.push_back(r + 1);
+      b.kv_lens.push_back(1);
+      b.block_indptr.push_back(0);
+      b.logits_indices.push_back(r);
+    }
+  }
+  hook_->set_step(seq_ids, std::move(query_indptr), std::move(meta), num_fresh, fresh_max_kv_len);
   if (tiers_) {
-    tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta(), reuse);
+    // The observation counts of every layer (the device ring gets the rows in the forward).
+    for (int l = 0; l < kv_->config().num_layers; ++l) {
+      kv::push_observations(*kv_, seq_ids, hook_->query_indptr(), l, nullptr);
+    }
+    tiers_->begin_step(*kv_, hook_->seq_ids(), hook_->query_indptr(), hook_->meta(), reuse,
+                       static_cast<int>(b.token_ids.size()));
     meta_seq_ids_ = std::move(tiered_ids);
     meta_version_ = kv_->condensed_version();
+    meta_padded_seqs_ = padded_seqs;
+    if (graph) {
+      for (int i = 0; i < num_seqs; ++i) {
+        b.kv_lens[i] = tiers_->max_cond_len() + hook_->meta().dense_len[i];
+      }
+    }
   }
   return b;
 }

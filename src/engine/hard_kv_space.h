@@ -74,7 +74,12 @@ class HardKVSpace : public KVSpace {
   // --- one step ------------------------------------------------------------------------------
   // The step's ForwardBatch: slots from the dense tier; kv_lens = tokens so far, no block table
   // (attention runs through the hook). Also builds the step's tiered attention metadata.
-  ForwardBatch begin_step(const SchedulerOutput& out);
+  // graph_rows > 0 (device only, decode steps: one new token and a sample per sequence): a CUDA
+  // graph step of that many rows (>= the step's sequences), every sequence attending over the
+  // tiers; the extra rows are padding (token 0, position 0, no KV store, a logits row that the
+  // caller drops) and kv_lens[i] is the longest list row i attends (the graph's KV bound needs
+  // at least the maximum).
+  ForwardBatch begin_step(const SchedulerOutput& out, int graph_rows = 0);
   AttentionHook& hook();
   // After the scheduler's postprocess: runs the compression events that are due (sequences whose
   // prompt is fully computed and not finished) and records a memory sample.
@@ -82,6 +87,8 @@ class HardKVSpace : public KVSpace {
 
   // --- inspection ----------------------------------------------------------------------------
   const kv::HeadwiseKV& kv() const { return *kv_; }
+  // The K/V data lives on a device backend (DeviceTiers), not on the host.
+  bool on_device() const { return tiers_ != nullptr; }
   const kv::DenseBlockAllocator& dense_pool() const { return *pool_; }
   const compress::CompressionConfig& config() const { return compressor_.config(); }
   const HardKVEventTotals& event_totals() const { return totals_; }
@@ -107,6 +114,7 @@ class HardKVSpace : public KVSpace {
   // Device: the sequences and condensed version of the last uploaded condensed metadata.
   std::vector<int64_t> meta_seq_ids_;
   uint64_t meta_version_ = ~uint64_t{0};
+  int meta_padded_seqs_ = 0;  // 0: not padded (eager step)
   int64_t num_steps_ = 0;
   HardKVEventTotals totals_;
   std::vector<HardKVMemorySample> samples_;

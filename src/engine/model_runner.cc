@@ -103,29 +103,35 @@ ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_boun
 
 ModelRunner::ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard, ModelRunnerOptions options)
     : model_(&model), kv_(&kv), hard_(hard), options_(options) {
-  options_.use_graphs = options_.use_graphs && !hard_ && model.backend().supports_graphs() &&
-                        options_.max_graph_batch > 0 && options_.max_kv_len > 0;
+  // HARD-KV steps run as graphs only with device tiers (on the CPU backend supports_graphs() is
+  // false anyway).
+  options_.use_graphs = options_.use_graphs && (!hard_ || hard_->on_device()) &&
+                        model.backend().supports_graphs() && options_.max_graph_batch > 0 &&
+                        options_.max_kv_len > 0;
 }
 
 ModelRunner::~ModelRunner() = default;
 
-Tensor ModelRunner::forward_graphed(const ForwardBatch& batch) {
+Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows) {
   Backend& be = model_->backend();
-  const int n = static_cast<int>(batch.kv_lens.size());
   int max_len = 1;
   for (int32_t len : batch.kv_lens) max_len = std::max(max_len, len);
   // KV bound: the next power of two >= 256 holding every sequence (at most max_model_len), so a
-  // sequence re-captures only when it doubles.
+  // sequence re-captures only when it doubles. HARD-KV: kv_lens are the attended-list bounds.
   int kv_bound = 256;
   while (kv_bound < max_len) kv_bound *= 2;
   kv_bound = std::max(std::min(kv_bound, options_.max_kv_len), max_len);
-  const int rows = graph_batch_size(n);
-  const ForwardBatch padded = pad_decode_batch(batch, rows, kv_bound, kv_->block_size);
+  // Dense: padded here (fixed block-table width); HARD-KV: begin_step padded the batch already.
+  const int rows = hard_ ? static_cast<int>(batch.kv_lens.size()) : graph_batch_size(num_rows);
+  const ForwardBatch padded =
+      hard_ ? ForwardBatch{} : pad_decode_batch(batch, rows, kv_bound, kv_->block_size);
+  const ForwardBatch& step = hard_ ? batch : padded;
+  AttentionHook* hook = hard_ ? &hard_->hook() : nullptr;
   std::unique_ptr<StepGraph>& graph = graphs_[{rows, kv_bound}];
   Tensor logits;
   if (graph) {
     be.begin_replay(*graph);
-    logits = model_->forward(padded, *kv_);
+    logits = model_->forward(step, *kv_, hook);
     if (be.end_replay(*graph)) {
       ++num_replays_;
     } else {
@@ -135,28 +141,30 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch) {
   }
   if (!graph) {
     be.begin_capture(kv_bound);
-    logits = model_->forward(padded, *kv_);
+    logits = model_->forward(step, *kv_, hook);
     graph = be.end_capture();
     be.launch_graph(*graph);
     ++num_captures_;
   }
-  // The first n rows of the padded logits [rows, vocab].
-  return Tensor::view(logits.data(), logits.dtype(), {n, logits.dim(1)}, logits.device());
+  // The first num_rows rows of the padded logits [rows, vocab].
+  return Tensor::view(logits.data(), logits.dtype(), {num_rows, logits.dim(1)}, logits.device());
 }
 
 SampleResult ModelRunner::run(const SchedulerOutput& out) {
   SampleResult sampled;
   if (out.empty()) return sampled;
-  const ForwardBatch batch =
-      hard_ ? hard_->begin_step(out) : build_forward_batch(out, kv_->block_size);
   Backend& be = model_->backend();
-  const int num_seqs = static_cast<int>(batch.kv_lens.size());
-  const bool decode_only = static_cast<int>(batch.token_ids.size()) == num_seqs &&
-                           static_cast<int>(batch.logits_indices.size()) == num_seqs;
-  Tensor logits = options_.use_graphs && decode_only &&
-                          graph_batch_size(num_seqs) <= options_.max_graph_batch
-                      ? forward_graphed(batch)
-                      : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
+  const int num_seqs = static_cast<int>(out.seqs.size());
+  const bool decode_only = std::all_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& s) {
+    return s.num_new_tokens == 1 && s.sample;
+  });
+  const bool graphed = options_.use_graphs && decode_only &&
+                       graph_batch_size(num_seqs) <= options_.max_graph_batch;
+  const ForwardBatch batch =
+      hard_ ? hard_->begin_step(out, graphed ? graph_batch_size(num_seqs) : 0)
+            : build_forward_batch(out, kv_->block_size);
+  Tensor logits = graphed ? forward_graphed(batch, num_seqs)
+                          : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
     HARDKV_ASSERT(logits.dim(0) == out.num_samples);
     sampled = be.sample(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens

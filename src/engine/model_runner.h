@@ -44,7 +44,8 @@ struct ModelRunnerOptions {
 
 class ModelRunner {
  public:
-  // `hard`: HARD-KV mode (its ForwardBatch and attention hook; never graphed); null = dense.
+  // `hard`: HARD-KV mode (its ForwardBatch and attention hook; decode steps graphed when its
+  // tiers live on a device backend with graphs); null = dense.
   ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard = nullptr,
               ModelRunnerOptions options = {});
   ~ModelRunner();
@@ -57,9 +58,9 @@ class ModelRunner {
   int64_t num_graph_replays() const { return num_replays_; }
 
  private:
-  // Forward of a decode step through the graph of its (padded batch, KV bucket); logits of the
-  // first num_rows rows.
-  Tensor forward_graphed(const ForwardBatch& batch);
+  // Forward of a decode step of num_rows sequences through the graph of its (padded batch, KV
+  // bucket); logits of the first num_rows rows. HARD-KV: `batch` is begin_step's padded batch.
+  Tensor forward_graphed(const ForwardBatch& batch, int num_rows);
 
   Model* model_;
   KVCache* kv_;
