@@ -156,7 +156,6 @@ int main(int argc, char** argv) {
         fb.query_indptr = {0};
         fb.block_indptr = {0};
         const int len = static_cast<int>(tokens.size());
-        const int nb = (len + block_size - 1) / block_size;
         for (int s = first; s < first + count; ++s) {
           const int base = s * blocks_per_seq * block_size;
           for (int p = len - new_tokens; p < len; ++p) {
@@ -166,7 +165,12 @@ int main(int argc, char** argv) {
           }
           fb.query_indptr.push_back(static_cast<int32_t>(fb.token_ids.size()));
           fb.kv_lens.push_back(len);
-          for (int b = 0; b < nb; ++b) fb.block_indices.push_back(s * blocks_per_seq + b);
+          // Every row of the block table has the full width (as the engine pads graph steps), so
+          // the table does not grow as sequences cross blocks (a growth past its staging slot
+          // makes a graph step capture anew).
+          for (int b = 0; b < blocks_per_seq; ++b) {
+            fb.block_indices.push_back(s * blocks_per_seq + b);
+          }
           fb.block_indptr.push_back(static_cast<int32_t>(fb.block_indices.size()));
           fb.logits_indices.push_back(fb.query_indptr.back() - 1);
         }
@@ -176,7 +180,12 @@ int main(int argc, char** argv) {
       auto* cuda = dynamic_cast<hardkv::cuda::CudaBackend*>(be.get());
       std::unique_ptr<hardkv::StepGraph> graph;
       int recaptures = 0;
+      // Host part of the last step: from its start until its work is queued (the device is idle
+      // for most of it, the previous step having been waited for); capture_s: the capture step.
+      double last_host_s = 0, capture_s = 0;
       auto step = [&](int new_tokens, bool graphed = false) {
+        const auto h0 = std::chrono::steady_clock::now();
+        const bool capturing = graphed && !graph;
         hardkv::Tensor logits;
         if (!graphed) {
           logits = model->forward(make(new_tokens), kv);
@@ -197,6 +206,9 @@ int main(int argc, char** argv) {
             cuda->launch_graph(*graph);
           }
         }
+        last_host_s =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - h0).count();
+        if (capturing) capture_s = last_host_s;
         // Row 0 only: downloading [batch, vocab] would dominate a batched step.
         const hardkv::Tensor row0 =
             hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size}, logits.device());
@@ -232,12 +244,14 @@ int main(int argc, char** argv) {
       const double prefill_s =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - p0).count();
       for (int i = 0; i < 8; ++i) step(1, use_graph && i >= 4);  // warm-up, then capture
-      std::vector<double> per;
+      std::vector<double> per, host_part;
       for (int i = 0; i < steps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         step(1, use_graph);
         per.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        host_part.push_back(last_host_s);
       }
+      std::sort(host_part.begin(), host_part.end());
       // The graph alone: replays back to back (same metadata), timed with events.
       double graph_device_ms = 0;
       if (use_graph && graph) {
@@ -309,6 +323,9 @@ int main(int argc, char** argv) {
         std::printf("  graph device time %.3f ms/step (replays back to back) -> %.0f%% of roofline\n",
                     graph_device_ms, 100 * floor_read_s / (graph_device_ms * 1e-3));
       }
+      std::printf("  host part of a step (until its work is queued) %.3f ms median; capture step "
+                  "%.3f ms; %d recaptures after the first capture\n",
+                  host_part[host_part.size() / 2] * 1e3, capture_s * 1e3, recaptures);
       results.push_back({{"preset", preset},
                          {"cuda_graph", use_graph},
                          {"ctx", ctx},
@@ -325,6 +342,8 @@ int main(int argc, char** argv) {
                          {"prefill_ms", prefill_s * 1e3},
                          {"graph_recaptures", recaptures},
                          {"graph_device_ms", graph_device_ms},
+                         {"host_part_ms", host_part[host_part.size() / 2] * 1e3},
+                         {"capture_ms", capture_s * 1e3},
                          {"sample", gpu_sample ? "gpu" : "host"},
                          {"op_breakdown", breakdown},
                          {"device", prop.name}});

@@ -2,6 +2,9 @@
 #include "engine/llm_engine.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -26,6 +29,8 @@ size_t utf8_floor(const std::string& text, size_t len) {
 LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
     : config_(config), start_(std::chrono::steady_clock::now()) {
   config_.validate();
+  const char* prof_env = std::getenv("HARDKV_ENGINE_PROFILE");
+  prof_.on = prof_env != nullptr && std::strcmp(prof_env, "1") == 0;
   const bool hard = config_.kv_mode == "hard";
   backend_ = make_backend(config_.backend);
   model_ = Model::load(model_dir, *backend_);
@@ -92,7 +97,20 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
   runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get(), ro);
 }
 
-LLMEngine::~LLMEngine() = default;
+LLMEngine::~LLMEngine() {
+  if (!prof_.on) return;
+  const char* kinds[3] = {"graph replay", "graph capture", "eager/prefill"};
+  std::string runs;
+  for (int i = 0; i < 3; ++i) {
+    runs += fmt::format("; run() {}: {} steps {:.3f} s ({:.3f} ms/step)", kinds[i], prof_.runs[i],
+                        prof_.run_s[i], prof_.runs[i] ? 1e3 * prof_.run_s[i] / prof_.runs[i] : 0.);
+  }
+  std::fprintf(stderr,
+               "engine profile: %lld steps; schedule %.3f s%s; rest of step() %.3f s; caller "
+               "between steps %.3f s\n",
+               static_cast<long long>(num_steps_), prof_.schedule_s, runs.c_str(), prof_.post_s,
+               prof_.between_s);
+}
 
 double LLMEngine::now() const {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
@@ -212,11 +230,16 @@ RequestOutput LLMEngine::make_output(const Sequence& seq, RequestState& state) {
 
 std::vector<RequestOutput> LLMEngine::step() {
   std::vector<StreamEvent> events;
+  const double step_begin = prof_.on ? now() : 0;
+  if (prof_.on && prof_.last_end >= 0) prof_.between_s += step_begin - prof_.last_end;
+  double run_end = step_begin;
   if (scheduler_->has_unfinished()) {
     SchedulerOutput out = scheduler_->schedule(now());
     HARDKV_CHECK(!out.empty(), kInternal, "the scheduler made no progress ({} waiting, {} running)",
                  scheduler_->num_waiting(), scheduler_->num_running());
     const auto t0 = std::chrono::steady_clock::now();
+    const int64_t captures_before = runner_->num_graph_captures();
+    const int64_t replays_before = runner_->num_graph_replays();
     const SampleResult step = runner_->run(out);
     const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (out.num_tokens == static_cast<int>(out.seqs.size())) {
@@ -224,6 +247,15 @@ std::vector<RequestOutput> LLMEngine::step() {
       decode_step_seconds_ += dt;
     } else {
       prefill_step_seconds_ += dt;
+    }
+    if (prof_.on) {
+      run_end = now();
+      prof_.schedule_s += run_end - dt - step_begin;
+      const int kind = runner_->num_graph_captures() > captures_before  ? 1
+                       : runner_->num_graph_replays() > replays_before ? 0
+                                                                        : 2;
+      prof_.run_s[kind] += dt;
+      ++prof_.runs[kind];
     }
     const std::vector<int32_t>& sampled = step.tokens;
     if (!step.logprobs.empty()) {
@@ -288,6 +320,10 @@ std::vector<RequestOutput> LLMEngine::step() {
     if (it != requests_.end() && it->second.on_token) it->second.on_token(ev);
   }
   for (const RequestOutput& o : outputs) requests_.erase(o.request_id);
+  if (prof_.on) {
+    prof_.last_end = now();
+    prof_.post_s += prof_.last_end - run_end;
+  }
   return outputs;
 }
 

@@ -78,6 +78,17 @@ class LLMEngine {
   int64_t num_decode_steps_ = 0;
   double decode_step_seconds_ = 0;   // wall time in runner_->run() of decode-only steps
   double prefill_step_seconds_ = 0;  // ... of steps with prefill tokens
+  // HARDKV_ENGINE_PROFILE=1: where the wall time of step() goes, printed to stderr by the
+  // destructor (host scheduling, runner_->run() split by kind of step, the rest of step(), and
+  // the caller's time between steps).
+  struct StepProfile {
+    bool on = false;
+    double schedule_s = 0, post_s = 0, between_s = 0;
+    double run_s[3] = {0, 0, 0};  // graph replay / graph capture (decode-only), other steps
+    int64_t runs[3] = {0, 0, 0};
+    double last_end = -1;  // now() at the end of the last step(); < 0 before the first
+  };
+  StepProfile prof_;
   std::chrono::steady_clock::time_point start_;
 };
 

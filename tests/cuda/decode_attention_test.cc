@@ -95,10 +95,12 @@ TEST(DecodeAttentionTiming, DISABLED_Timing) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device";
   struct Shape {
     int seqs, kv_len, heads, kv_heads, dim, bound;
+    bool ragged = false;  // lengths spread over [kv_len / 8, kv_len] (an engine step's mix)
   };
   int num_sms = 0;
   ASSERT_EQ(cudaDeviceGetAttribute(&num_sms, cudaDevAttrMultiProcessorCount, 0), cudaSuccess);
-  for (const Shape sh : {Shape{256, 512, 16, 8, 128, 0}, Shape{1, 4096, 16, 8, 128, 0},
+  for (const Shape sh : {Shape{256, 512, 16, 8, 128, 0}, Shape{256, 1100, 16, 8, 128, 2048, true},
+                         Shape{64, 1800, 16, 8, 128, 2048, true}, Shape{1, 4096, 16, 8, 128, 0},
                          Shape{1, 512, 16, 8, 128, 4096}, Shape{32, 4096, 32, 8, 128, 0},
                          Shape{64, 2048, 16, 8, 128, 0}, Shape{128, 1024, 64, 8, 128, 0},
                          Shape{64, 1024, 8, 4, 256, 0}}) {
@@ -108,6 +110,11 @@ TEST(DecodeAttentionTiming, DISABLED_Timing) {
     std::vector<int32_t> qptr(sh.seqs + 1), lens(sh.seqs, sh.kv_len), bptr(sh.seqs + 1),
         bidx(num_blocks);
     std::iota(qptr.begin(), qptr.end(), 0);
+    int64_t kv_tokens = 0;
+    for (int i = 0; i < sh.seqs; ++i) {
+      if (sh.ragged) lens[i] = sh.kv_len / 8 + (i * 7919) % (sh.kv_len - sh.kv_len / 8 + 1);
+      kv_tokens += lens[i];
+    }
     for (int i = 0; i <= sh.seqs; ++i) bptr[i] = i * blocks_per_seq;
     std::iota(bidx.begin(), bidx.end(), 0);
     std::shuffle(bidx.begin(), bidx.end(), std::mt19937(7));
@@ -145,10 +152,13 @@ TEST(DecodeAttentionTiming, DISABLED_Timing) {
     p.max_kv_len = std::max(sh.kv_len, sh.bound);
     p.scale = 0.1f;
     p.partial_o = static_cast<float*>(ws);
+    // The decode kernel's occupancy4 variant (PagedAttentionParams); -1: as planned.
+    int occupancy4 = -1;
     // Plans with max_query_len q_len (or forced_splits > 0), returns microseconds per call.
     auto time_us = [&](int q_len, int forced_splits) {
       p.max_query_len = q_len;
       cuda::plan_paged_attention(p, num_sms);
+      if (occupancy4 >= 0) p.occupancy4 = occupancy4 == 1;
       if (forced_splits > 0) {
         const int tiles = (p.max_kv_len + cuda::kAttentionKvTile - 1) / cuda::kAttentionKvTile;
         const int per_split = (tiles + forced_splits - 1) / forced_splits;
@@ -175,17 +185,25 @@ TEST(DecodeAttentionTiming, DISABLED_Timing) {
     const int general_splits = p.num_splits;
     const double decode_us = time_us(1, 0);
     const int decode_splits = p.num_splits;
-    const double floor_us = 2.0 * sh.seqs * sh.kv_len * sh.kv_heads * sh.dim * 2 / 3000e9 * 1e6;
+    const double floor_us = 2.0 * kv_tokens * sh.kv_heads * sh.dim * 2 / 3000e9 * 1e6;
     std::printf(
-        "decode attention seqs %d kv %d (bound %d) Hq %d Hkv %d D %d: decode kernel %.1f us "
+        "decode attention seqs %d kv %d%s (bound %d) Hq %d Hkv %d D %d: decode kernel %.1f us "
         "(%d splits), general kernel %.1f us (%d splits), floor %.1f us (%.0f%% of it); decode "
         "kernel at forced splits",
-        sh.seqs, sh.kv_len, sh.bound, sh.heads, sh.kv_heads, sh.dim, decode_us, decode_splits,
-        general_us, general_splits, floor_us, 100 * floor_us / decode_us);
+        sh.seqs, sh.kv_len, sh.ragged ? " ragged" : "", sh.bound, sh.heads, sh.kv_heads, sh.dim,
+        decode_us, decode_splits, general_us, general_splits, floor_us, 100 * floor_us / decode_us);
     for (int forced : {1, 2, 3, 4, 8, 16, 64}) {
       const double t = time_us(1, forced);
       std::printf(" %d: %.1f", p.num_splits, t);
     }
+    std::printf(" us\n");
+    std::printf("  decode kernel variants:");
+    for (const int occ : {0, 1}) {
+      occupancy4 = occ;
+      const double t = time_us(1, 0);
+      std::printf(" occupancy4=%d %.1f (%.0f%%)", occ, t, 100 * floor_us / t);
+    }
+    occupancy4 = -1;
     std::printf(" us\n");
     for (void* ptr : {q, k, v, out, ws, ints}) cudaFree(ptr);
   }

@@ -99,6 +99,36 @@ bool use_prefill_kernel(const PagedAttentionParams& p) {
   return enabled && p.max_query_len > 1 && prefill_attention_supported(p.head_dim);
 }
 
+bool env_not_zero(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr || std::strcmp(v, "0") != 0;
+}
+
+// The decode kernel's split cap: at batch 1 (8 KV heads) the plan would give every 64-token tile
+// its own split. H100, Qwen3-0.6B batch 1 ctx 4096 (graph device time per token): 64 splits
+// 1.276-1.282 ms, capped at 32 1.208 ms, at 16 1.300 ms; ctx 512 (10 splits) unchanged.
+// HARDKV_ATTN_MAX_SPLITS=N sets another cap (1..kMaxSplits).
+constexpr int kDecodeMaxSplitsDefault = 32;
+int decode_max_splits() {
+  static const int cap = [] {
+    const char* v = std::getenv("HARDKV_ATTN_MAX_SPLITS");
+    const int n = v != nullptr ? std::atoi(v) : 0;
+    return n >= 1 && n <= kMaxSplits ? n : kDecodeMaxSplitsDefault;
+  }();
+  return cap;
+}
+
+// Grids of many waves (>= 8 blocks per multiprocessor) run the decode kernel's 4-blocks variant.
+// H100, kernel alone (DecodeAttentionTiming, two runs), Qwen3-0.6B heads: 256 x 512 tokens
+// 201.8 / 202.6 us -> 198.5 / 198.0 us; 64 x 2048 198.7 / 198.3 -> 196.0 / 195.3; but 1 x 512
+// (64 splits, one step per block) 11.6 -> 13.0 / 13.4, hence only for large grids.
+// HARDKV_ATTN_OCC4=0 turns it off (before/after measurements).
+void set_decode_variant(PagedAttentionParams& p, int num_sms) {
+  static const bool occupancy4 = env_not_zero("HARDKV_ATTN_OCC4");
+  const int64_t blocks = static_cast<int64_t>(p.num_kv_heads) * p.num_splits * p.num_seqs;
+  p.occupancy4 = occupancy4 && blocks >= int64_t{8} * num_sms;
+}
+
 }  // namespace
 
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
@@ -119,12 +149,14 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   const bool decode = p.max_query_len == 1 && decode_attention_supported(p.head_dim, group);
   const int64_t target_blocks = static_cast<int64_t>(decode ? 32 : prefill ? 2 : 4) * num_sms;
   if (blocks > 0 && blocks < target_blocks) {
-    splits = std::min<int64_t>({ceil_div(target_blocks, blocks), kv_tiles, int64_t{kMaxSplits}});
+    splits = std::min<int64_t>({ceil_div(target_blocks, blocks), kv_tiles,
+                                int64_t{decode ? decode_max_splits() : kMaxSplits}});
   }
   const int64_t tiles_per_split = ceil_div(kv_tiles, splits);
   splits = ceil_div(kv_tiles, tiles_per_split);  // drop splits that would be empty for all seqs
   p.num_splits = static_cast<int>(splits);
   p.kv_chunk = static_cast<int>(tiles_per_split * kAttentionKvTile);
+  if (decode) set_decode_variant(p, num_sms);
   if (p.num_splits == 1) return 0;
   const size_t rows = static_cast<size_t>(p.num_tokens) * p.num_q_heads;
   return static_cast<size_t>(p.num_splits) * rows * (p.head_dim + 2);

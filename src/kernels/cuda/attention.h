@@ -41,6 +41,10 @@ struct PagedAttentionParams {
   // head) to finish merges the partials itself (no combine kernel). [num_seqs * num_kv_heads],
   // zero on entry, left zero.
   unsigned* split_counters = nullptr;
+  // Decode kernel only (plan_paged_attention sets it): groups 1-2 run the variant compiled for 4
+  // resident blocks per multiprocessor (<= 128 registers) instead of the compiler's register
+  // choice (~168 registers, 3 blocks).
+  bool occupancy4 = false;
 
   // Fused input preparation (decode kernel only, set by launch_decode_attention_from_qkv): q is
   // not read; every block builds its query heads from qkv (rms_norm with q_norm when set, RoPE at

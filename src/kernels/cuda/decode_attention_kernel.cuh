@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
@@ -36,8 +37,10 @@ struct DecodeAttentionTraits {
 
 inline constexpr int kDecodeMaxSplits = 128;  // plan_paged_attention's cap
 
-template <int D, int G, bool kFused>
-__global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads)
+// kMinBlocks: resident blocks per multiprocessor the register budget is set for (4: at most 128
+// registers, for groups 1-2; 0: the compiler's choice, ~168 registers, 3 blocks).
+template <int D, int G, bool kFused, int kMinBlocks>
+__global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlocks)
     decode_attention_kernel(const PagedAttentionParams p) {
   using T = DecodeAttentionTraits<D, G>;
   constexpr int kLpt = T::kLanesPerToken;
@@ -336,11 +339,23 @@ void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t st
   // contiguous [num_kv_heads, D] slot rows instead of one D-slice per 2 KB or so.
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_splits),
                   static_cast<unsigned>(p.num_seqs));
-  if (p.qkv != nullptr) {
-    launch_pdl(decode_attention_kernel<D, G, true>, grid, dim3(T::kThreads), 0, stream, p);
-  } else {
-    launch_pdl(decode_attention_kernel<D, G, false>, grid, dim3(T::kThreads), 0, stream, p);
+  auto launch = [&](auto min_blocks) {
+    constexpr int kMin = decltype(min_blocks)::value;
+    if (p.qkv != nullptr) {
+      launch_pdl(decode_attention_kernel<D, G, true, kMin>, grid, dim3(T::kThreads), 0, stream, p);
+    } else {
+      launch_pdl(decode_attention_kernel<D, G, false, kMin>, grid, dim3(T::kThreads), 0, stream,
+                 p);
+    }
+  };
+  bool done = false;
+  if constexpr (G <= 2) {  // group 4 needs ~168 registers: no 4-block variant
+    if (p.occupancy4) {
+      launch(std::integral_constant<int, 4>{});
+      done = true;
+    }
   }
+  if (!done) launch(std::integral_constant<int, 0>{});
   CUDA_CHECK_LAUNCH();
 }
 
