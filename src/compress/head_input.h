@@ -23,6 +23,10 @@ struct HeadInput {
                                        //   (HeadScores::true_attn) computed elsewhere (device
                                        //   scoring); when set, q_obs is not read, and keys only
                                        //   by strategies that need_keys()
+  const float* redundancy = nullptr;   // [num_candidates] fp32 or null: rkv's redundancy computed
+                                       //   elsewhere (device scoring) with threshold
+                                       //   redundancy_threshold; when set, rkv reads no keys
+  double redundancy_threshold = 0.0;
   int num_obs = 0;
   int group_size = 0;  // query heads per kv-head (GQA group)
   int head_dim = 0;

@@ -1,11 +1,12 @@
 // `rkv` (R-KV): lambda * importance - (1 - lambda) * redundancy. Importance is the max-pooled mean
-// attention (as snapkv); redundancy comes from the cosine similarity between candidate keys with
-// R-KV's keep-most-recent rule. Exact definition: docs/COMPRESSION.md.
+// attention (as snapkv); redundancy (or a device's precomputed one) comes from the key cosine
+// similarity with R-KV's keep-most-recent rule. Exact definition: docs/COMPRESSION.md.
 #include <algorithm>
 #include <cmath>
 
 #include "compress/attention_math.h"
 #include "compress/strategy.h"
+#include "core/error.h"
 
 namespace hardkv::compress {
 namespace {
@@ -62,13 +63,22 @@ class RKVStrategy final : public Strategy {
   std::string_view name() const override { return "rkv"; }
   bool needs_keys() const override { return true; }
   HeadScores score(const HeadInput& in) const override {
-    in.check(/*needs_keys=*/true);
+    in.check(/*needs_keys=*/in.redundancy == nullptr);
     const std::vector<double> attn = true_attention(in);
     HeadScores out;
     out.true_attn = to_float(attn);
     if (in.num_candidates == 0) return out;
     const std::vector<double> importance = max_pool(attn, kernel_);
-    const std::vector<double> red = redundancy(in, threshold_);
+    std::vector<double> red;
+    if (in.redundancy != nullptr) {
+      HARDKV_CHECK(in.redundancy_threshold == threshold_, kInvalidArgument,
+                   "rkv: the precomputed redundancy used similarity threshold {}, this strategy's "
+                   "rkv_threshold is {}",
+                   in.redundancy_threshold, threshold_);
+      red.assign(in.redundancy, in.redundancy + in.num_candidates);
+    } else {
+      red = redundancy(in, threshold_);
+    }
     std::vector<double> s(attn.size());
     for (size_t j = 0; j < s.size(); ++j) s[j] = lambda_ * importance[j] - (1.0 - lambda_) * red[j];
     // Shift to >= 0 so that the score is a distribution after normalisation (as the reference's

@@ -22,7 +22,8 @@ class Strategy {
   // False for strategies that keep nothing beyond sinks and window (streaming): every allocation
   // then keeps no candidate.
   virtual bool keeps_candidates() const { return true; }
-  // True when score() reads the candidate keys beyond the true attention (rkv's redundancy).
+  // True when score() reads the candidate keys beyond the true attention (rkv's redundancy, unless
+  // HeadInput::redundancy is given).
   virtual bool needs_keys() const { return false; }
   virtual HeadScores score(const HeadInput& in) const = 0;
 };

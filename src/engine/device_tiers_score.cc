@@ -1,11 +1,15 @@
 // DeviceTiers::score_events (see device_tiers.h): per layer, every due sequence's candidates
-// scored on the device in one launch (true attention of the observation queries), with their keys
-// copied out when the strategy needs them.
+// scored on the device in one launch (true attention of the observation queries); when the
+// strategy needs keys (rkv), their redundancy computed on the device too (or the keys copied out).
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 
+#include "compress/compression_config.h"
 #include "engine/device_tiers.h"
 #include "engine/device_tiers_ops.h"
 #ifdef HARDKV_WITH_CUDA
+#include "kernels/cuda/hkv_redundancy.h"
 #include "kernels/cuda/hkv_score.h"
 #endif
 
@@ -20,12 +24,25 @@ std::vector<kv::PrecomputedScores> DeviceTiers::score_events(const kv::HeadwiseK
   const int S = static_cast<int>(seq_ids.size());
   const int L = config_.num_layers, H = config_.num_kv_heads, D = config_.head_dim;
   const int P = config_.page_size, W = config_.obs_window;
+  // with_keys comes from Strategy::needs_keys(), i.e. rkv: its redundancy is computed here with
+  // rkv's default similarity threshold (the rkv strategy refuses a redundancy computed with
+  // another threshold than its own). HARDKV_RKV_HOST_REDUNDANCY=1 copies the keys out instead
+  // and leaves the redundancy to the host (the slower path, kept for comparison).
+  const char* host_env = std::getenv("HARDKV_RKV_HOST_REDUNDANCY");
+  const bool device_redundancy =
+      with_keys && !(host_env != nullptr && std::strcmp(host_env, "1") == 0);
+  const double threshold = compress::CompressionConfig{}.rkv_threshold;
   std::vector<kv::PrecomputedScores> out(S);
   std::vector<kv::EventCandidates> cands;
   for (int s = 0; s < S; ++s) {
     cands.push_back(kv::event_candidates(kv, seq_ids[s], sinks, window));
     out[s].attn.resize(static_cast<size_t>(L) * H);
-    if (with_keys) out[s].keys.resize(static_cast<size_t>(L) * H);
+    if (device_redundancy) {
+      out[s].redundancy.resize(static_cast<size_t>(L) * H);
+      out[s].redundancy_threshold = threshold;
+    } else if (with_keys) {
+      out[s].keys.resize(static_cast<size_t>(L) * H);
+    }
   }
 #ifdef HARDKV_WITH_CUDA
   cuda::CudaBackend& cuda = cuda_of(be_);
@@ -132,19 +149,42 @@ std::vector<kv::PrecomputedScores> DeviceTiers::score_events(const kv::HeadwiseK
       copy_rows(cuda, page_k_[l], keys, i32(ps), i32(pd), static_cast<int>(pool_src.size()), D);
       copy_rows(cuda, cache.k[l], keys, i32(ds), i32(dd), static_cast<int>(dense_src.size()), D);
     }
+    // rkv: every segment's redundancy from those keys in one launch sequence.
+    Tensor red;
+    if (device_redundancy) {
+      red = be_->scratch(DType::kF32, {total});
+      const Tensor work = be_->scratch(
+          DType::kU8, {static_cast<int64_t>(cuda::hkv_redundancy_workspace_bytes(total))});
+      cuda::HkvRedundancyParams rp;
+      rp.keys = bf<const bf16>(keys);
+      rp.indptr = p.score_indptr;
+      rp.redundancy = red.data_as<float>();
+      rp.workspace = work.data();
+      rp.total_rows = total;
+      rp.num_segments = S * H;
+      rp.head_dim = D;
+      rp.max_candidates = max_cand;
+      rp.threshold = threshold;
+      cuda::launch_hkv_redundancy(rp, cuda.stream());
+    }
     const Tensor host = be_->download(scores);
     std::vector<float> key_f;
-    if (with_keys) {
+    if (with_keys && !device_redundancy) {
       const Tensor hk = be_->download(keys);
       key_f.resize(static_cast<size_t>(total) * D);
       convert_to_f32(hk.data(), hk.dtype(), key_f.data(), key_f.size());
     }
+    Tensor host_red;
+    if (device_redundancy) host_red = be_->download(red);
     const float* a = host.data_as<const float>();
     for (int s = 0; s < S; ++s) {
       for (int h = 0; h < H; ++h) {
         const int g = s * H + h;
         out[s].attn[l * H + h].assign(a + score_indptr[g], a + score_indptr[g + 1]);
-        if (with_keys) {
+        if (device_redundancy) {
+          const float* r = host_red.data_as<const float>();
+          out[s].redundancy[l * H + h].assign(r + score_indptr[g], r + score_indptr[g + 1]);
+        } else if (with_keys) {
           out[s].keys[l * H + h].assign(key_f.begin() + int64_t{score_indptr[g]} * D,
                                         key_f.begin() + int64_t{score_indptr[g + 1]} * D);
         }

@@ -79,13 +79,16 @@ EventPlan plan_compression_event(const HeadwiseKV& kv, int64_t seq_id, const Den
       dense.v.size(), L);
   HARDKV_CHECK(has_data || pre != nullptr, kInvalidArgument,
                "a cache that stores no K/V data needs precomputed scores for its events");
-  const bool needs_keys = compressor.strategy().needs_keys();
+  const bool pre_redundancy = pre != nullptr && !pre->redundancy.empty();
+  const bool needs_keys = compressor.strategy().needs_keys() && !pre_redundancy;
   if (pre != nullptr) {
     HARDKV_CHECK(static_cast<int>(pre->attn.size()) == L * H &&
-                     (!needs_keys || static_cast<int>(pre->keys.size()) == L * H),
+                     (!needs_keys || static_cast<int>(pre->keys.size()) == L * H) &&
+                     (!pre_redundancy || static_cast<int>(pre->redundancy.size()) == L * H),
                  kInvalidArgument,
-                 "precomputed scores cover {} attention / {} key segments, the event needs {}",
-                 pre->attn.size(), pre->keys.size(), L * H);
+                 "precomputed scores cover {} attention / {} key / {} redundancy segments, the "
+                 "event needs {}",
+                 pre->attn.size(), pre->keys.size(), pre->redundancy.size(), L * H);
   }
   const SequenceKV& s = kv.sequence(seq_id);
   const EventCandidates cand = event_candidates(kv, seq_id, cc.sinks, cc.window);
@@ -155,6 +158,14 @@ EventPlan plan_compression_event(const HeadwiseKV& kv, int64_t seq_id, const Den
             seq_id, l, h, n, pre->attn[segment].size(), needs_keys ? pre->keys[segment].size() : 0);
         in.true_attn = pre->attn[segment].data();
         if (needs_keys) in.keys = pre->keys[segment].data();
+        if (pre_redundancy) {
+          HARDKV_CHECK(pre->redundancy[segment].size() == n, kInvalidArgument,
+                       "sequence {} layer {} kv-head {}: {} candidates, {} precomputed redundancy "
+                       "values",
+                       seq_id, l, h, n, pre->redundancy[segment].size());
+          in.redundancy = pre->redundancy[segment].data();
+          in.redundancy_threshold = pre->redundancy_threshold;
+        }
       } else {
         in.q_obs = qh;
         in.keys = keys[h].data();

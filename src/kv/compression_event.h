@@ -43,6 +43,10 @@ struct PrecomputedScores {
   std::vector<std::vector<float>> attn;  // [L * H][num_candidates] the true attention
   std::vector<std::vector<float>> keys;  // [L * H][num_candidates * head_dim], strategies that
                                          //   need_keys() only (else empty)
+  // [L * H][num_candidates] rkv's redundancy computed with redundancy_threshold, given instead of
+  // the keys (or empty).
+  std::vector<std::vector<float>> redundancy;
+  double redundancy_threshold = 0.0;
 };
 
 struct CompressionEventOptions {
