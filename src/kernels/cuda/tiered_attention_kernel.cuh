@@ -53,6 +53,41 @@ constexpr size_t tiered_ring_bytes() {
          sizeof(uint32_t) * kTieredStages * kTieredThreads;
 }
 
+// One block's share of the grid: blockIdx.x = row tile * num_splits + split, y = sequence,
+// z = kv-head. Its rows are [row0, row0 + rows_per_block) of the sequence's q_len * group
+// (query token, head-in-group) rows; its split is [begin, end) of the head's virtual token list.
+struct TieredBlock {
+  int seq, kv_head, split, row0, q_begin, q_len, group, num_rows;
+  int seg, cond_len, dense_len, begin, end;  // set only when the block has rows
+};
+
+// Fills b; false (nothing to do: only seq .. num_rows set) when the block's rows start past the
+// sequence's.
+__device__ __forceinline__ bool tiered_block(const TieredAttentionParams& p, int rows_per_block,
+                                             TieredBlock& b) {
+  b.seq = blockIdx.y;
+  b.kv_head = blockIdx.z;
+  b.split = blockIdx.x % p.num_splits;
+  b.row0 = (blockIdx.x / p.num_splits) * rows_per_block;
+  b.q_begin = p.query_indptr[b.seq];
+  b.q_len = p.query_indptr[b.seq + 1] - b.q_begin;
+  b.group = p.num_q_heads / p.num_kv_heads;
+  b.num_rows = b.q_len * b.group;
+  if (b.row0 >= b.num_rows) return false;
+  b.seg = b.seq * p.num_kv_heads + b.kv_head;
+  b.cond_len = p.cond_len[b.seg];
+  b.dense_len = p.dense_len[b.seq];
+  const int last_row = min(b.row0 + rows_per_block, b.num_rows) - 1;
+  // List entry v < cond_len is stored token v; entry cond_len + i is live dense token i. Row r
+  // (query token j) sees entries below cond_len + dense_len - q_len + j + 1. The splits divide
+  // this block's own list evenly (lists differ in length across heads).
+  const int list_len = b.cond_len + b.dense_len - b.q_len + last_row / b.group + 1;
+  const int split_len = (list_len + p.num_splits - 1) / p.num_splits;
+  b.begin = b.split * split_len;
+  b.end = min(list_len, b.begin + split_len);
+  return true;
+}
+
 // U = tokens per worker per step. The offsets of a step's tokens (page id, mask bit, block table
 // lookups) are computed one step ahead of their K/V loads, so those loads overlap. Register
 // path (kPipelined false): K/V of the current step in registers. Pipelined path: K/V copied
@@ -63,26 +98,12 @@ __global__ void __launch_bounds__(kTieredThreads)
   using T = TieredTraits<D>;
   constexpr int L = T::kLanesPerToken, S = kTieredStages;
   constexpr int kStep = T::kWorkers * U;  // list entries per block step
-  const int seq = blockIdx.y, kv_head = blockIdx.z;
-  const int split = blockIdx.x % p.num_splits;
-  const int row0 = (blockIdx.x / p.num_splits) * R;
-  const int q_begin = p.query_indptr[seq];
-  const int q_len = p.query_indptr[seq + 1] - q_begin;
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int num_rows = q_len * group;
-  if (row0 >= num_rows) return;
-
-  const int seg = seq * p.num_kv_heads + kv_head;
-  const int cond_len = p.cond_len[seg];
-  const int dense_len = p.dense_len[seq];
-  const int last_row = min(row0 + R, num_rows) - 1;
-  // List entry v < cond_len is stored token v; entry cond_len + i is live dense token i. Row r
-  // (query token j) sees entries below cond_len + dense_len - q_len + j + 1. The splits divide
-  // this block's own list evenly (lists differ in length across heads).
-  const int list_len = cond_len + dense_len - q_len + last_row / group + 1;
-  const int split_len = (list_len + p.num_splits - 1) / p.num_splits;
-  const int begin = split * split_len;
-  const int end = min(list_len, begin + split_len);
+  TieredBlock b;
+  if (!tiered_block(p, R, b)) return;
+  const int seq = b.seq, kv_head = b.kv_head, split = b.split, row0 = b.row0;
+  const int q_begin = b.q_begin, q_len = b.q_len, group = b.group, num_rows = b.num_rows;
+  const int seg = b.seg, cond_len = b.cond_len, dense_len = b.dense_len;
+  const int begin = b.begin, end = b.end;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int sub = lane / L, chunk = lane % L;  // token slot in the warp, 8-dim chunk of the token

@@ -67,23 +67,11 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
   constexpr int kLd = T::kLd, kChunks = D / 8, kKSteps = D / 16;
   constexpr int kCopies = kMmaTile * kChunks / 32;  // 16-byte chunks per lane per tile, K (= V)
   static_assert(kCopies * 32 == kMmaTile * kChunks);
-  const int seq = blockIdx.y, kv_head = blockIdx.z;
-  const int split = blockIdx.x % p.num_splits;
-  const int row0 = (blockIdx.x / p.num_splits) * kMmaRows;
-  const int q_begin = p.query_indptr[seq];
-  const int q_len = p.query_indptr[seq + 1] - q_begin;
-  const int group = p.num_q_heads / p.num_kv_heads;
-  const int num_rows = q_len * group;
-  if (row0 >= num_rows) return;
-
-  const int seg = seq * p.num_kv_heads + kv_head;
-  const int cond_len = p.cond_len[seg];
-  const int dense_len = p.dense_len[seq];
-  const int last_row = min(row0 + kMmaRows, num_rows) - 1;
-  const int list_len = cond_len + dense_len - q_len + last_row / group + 1;
-  const int split_len = (list_len + p.num_splits - 1) / p.num_splits;
-  const int begin = split * split_len;
-  const int end = min(list_len, begin + split_len);
+  TieredBlock b;
+  if (!tiered_block(p, kMmaRows, b)) return;
+  const int seq = b.seq, kv_head = b.kv_head, row0 = b.row0, q_begin = b.q_begin;
+  const int group = b.group, num_rows = b.num_rows, seg = b.seg, cond_len = b.cond_len;
+  const int begin = b.begin, end = b.end;
 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
@@ -96,7 +84,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
   for (int h = 0; h < 2; ++h) {
     const int row = row0 + g + 8 * h;
     const bool valid = row < num_rows;
-    limit[h] = valid ? cond_len + dense_len - q_len + row / group + 1 : -1;
+    limit[h] = valid ? cond_len + b.dense_len - b.q_len + row / group + 1 : -1;
     const bf16* qr = p.q;
     if (valid) {
       const int64_t tok = q_begin + row / group;
@@ -302,7 +290,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
     if (p.num_splits == 1) {
       p.out[out_row * D + d] = __float2bfloat16(val);
     } else {
-      const int64_t idx_s = static_cast<int64_t>(split) * p.num_tokens * p.num_q_heads + out_row;
+      const int64_t idx_s = static_cast<int64_t>(b.split) * p.num_tokens * p.num_q_heads + out_row;
       p.partial_o[idx_s * D + d] = val;
       if (d == 0) {
         p.partial_ml[idx_s * 2] = m_max;
