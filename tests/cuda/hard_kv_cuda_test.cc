@@ -5,12 +5,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <filesystem>
 #include <string>
 #include <vector>
 
 #include "engine/llm_engine.h"
+#include "hard_kv_requests.h"
 #include "hardkv/llm.h"
 #include "kernels/backend.h"
 #include "model/random_checkpoint.h"
@@ -35,58 +35,19 @@ const std::string& tiny_dir() {
 
 EngineConfig config(const std::string& backend, const std::string& mode, int budget,
                     const std::string& strategy = "snapkv", bool rewrite_every_time = false) {
-  EngineConfig c;
-  c.backend = backend;
-  c.max_num_seqs = 8;
-  c.max_model_len = 1024;
-  c.num_kv_blocks = 512;
-  c.kv_block_size = 16;
-  c.enable_prefix_caching = false;
-  c.kv_mode = mode;
+  EngineConfig c = test::small_engine_config(backend, mode);
   c.compression.strategy = strategy;
   c.compression.rewrite_every_time = rewrite_every_time;
   c.compression.allocation = "hard";
   c.compression.budget = budget;
   c.compression.upper_budget = 2 * budget;
-  c.compression.window = 16;
   c.compression.sinks = 4;
-  c.compression.interval = 16;
-  c.compression.obs_window = 16;
-  c.compression.page_size = 16;
   return c;
 }
 
 // 5 requests of 60-300 prompt tokens and 100-220 forced tokens.
 void requests(std::vector<std::vector<int32_t>>& prompts, std::vector<SamplingParams>& params) {
-  for (int r = 0; r < 5; ++r) {
-    std::vector<int32_t> prompt(60 + 60 * r);
-    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 11 + r) % 250);
-    SamplingParams p;
-    p.temperature = 0;
-    p.ignore_eos = true;
-    p.logprobs = true;
-    p.max_tokens = 1000;
-    for (int i = 0; i < 100 + 30 * r; ++i) p.forced_tokens.push_back((i * 7 + 5 * r) % 250);
-    prompts.push_back(prompt);
-    params.push_back(p);
-  }
-}
-
-double max_abs_diff(const std::vector<RequestOutput>& a, const std::vector<RequestOutput>& b,
-                    double* mean = nullptr) {
-  double mx = 0, sum = 0;
-  int64_t n = 0;
-  for (size_t r = 0; r < a.size(); ++r) {
-    EXPECT_EQ(a[r].logprobs.size(), b[r].logprobs.size());
-    for (size_t i = 0; i < std::min(a[r].logprobs.size(), b[r].logprobs.size()); ++i) {
-      const double d = std::fabs(a[r].logprobs[i] - b[r].logprobs[i]);
-      mx = std::max(mx, d);
-      sum += d;
-      ++n;
-    }
-  }
-  if (mean) *mean = n ? sum / n : 0;
-  return mx;
+  test::make_forced_requests(5, {60, 60, 11, 1}, {100, 30, 7, 5}, prompts, params);
 }
 
 TEST(CudaHardKV, NoEvictionScoresLikeDense) {
@@ -99,7 +60,7 @@ TEST(CudaHardKV, NoEvictionScoresLikeDense) {
   LLM hard(tiny_dir(), config("cuda", "hard", 1000));  // above every context: nothing evicted
   const auto h = hard.generate(prompts, params, false);
   double mean = 0;
-  const double mx = max_abs_diff(d, h, &mean);
+  const double mx = test::max_logprob_diff(d, h, &mean);
   std::printf("no eviction, cuda hard vs cuda dense: max |logprob diff| %.4g, mean %.4g\n", mx,
               mean);
   EXPECT_LT(mx, 0.05);  // bf16: tiered vs paged attention kernels round differently
@@ -117,7 +78,7 @@ void check_eviction(const std::string& strategy, bool rewrite_every_time) {
   for (size_t r = 0; r < g.size(); ++r)
     ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
   double mean = 0;
-  const double mx = max_abs_diff(c, g, &mean);
+  const double mx = test::max_logprob_diff(c, g, &mean);
   const EngineStats sc = cpu.stats(), sg = gpu.stats();
   std::printf(
       "eviction (budget 64, %s, rewrite every time %d), cuda vs cpu hard: max |logprob diff| %.4g, "
