@@ -73,8 +73,7 @@ class RKVStrategy final : public Strategy {
     if (in.redundancy != nullptr) {
       HARDKV_CHECK(in.redundancy_threshold == threshold_, kInvalidArgument,
                    "rkv: the precomputed redundancy used similarity threshold {}, this strategy's "
-                   "rkv_threshold is {} (the CUDA backend computes it with the default; set "
-                   "HARDKV_RKV_HOST_REDUNDANCY=1 to compute it on the host instead)",
+                   "rkv_threshold is {}",
                    in.redundancy_threshold, threshold_);
       red.assign(in.redundancy, in.redundancy + in.num_candidates);
     } else {

@@ -19,13 +19,14 @@ using namespace device_tiers;  // NOLINT(google-build-using-namespace): this fil
 
 namespace {
 
-// Host vector -> a persistent device buffer (grown by half again when too small); returns the
-// view of the used prefix.
+// Host vector -> a persistent device buffer, reallocated (at twice the size, and at least
+// reserve_words) only when too small, since a new address makes graph steps re-capture; returns
+// the view of the used prefix.
 template <typename T>
-Tensor to_persistent(Backend& be, Tensor& buffer, const std::vector<T>& v) {
+Tensor to_persistent(Backend& be, Tensor& buffer, const std::vector<T>& v, int64_t reserve_words) {
   const int64_t n = words(v);
   if (!buffer.data() || buffer.numel() < n) {
-    buffer = be.alloc(DType::kI32, {std::max<int64_t>(n + n / 2, 64)});
+    buffer = be.alloc(DType::kI32, {std::max<int64_t>({2 * n, reserve_words, 64})});
   }
   upload(be, buffer, v.data(), n);
   return Tensor::view(buffer.data(), DType::kI32, {std::max<int64_t>(n, 1)}, buffer.device());
@@ -66,12 +67,20 @@ void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> 
                              int num_rows) {
   meta_ = &m;
   if (!reuse_condensed) {
+    // First sizes: the per-segment lists for max_seqs sequences (graph batches round up to 8),
+    // the page and mask lists for a quarter of every pool (capped at 16 MiB each).
+    const int64_t segments =
+        int64_t{config_.num_layers} * ((max_seqs_ + 7) / 8 * 8) * config_.num_kv_heads;
+    const int64_t pages = std::min<int64_t>(int64_t{config_.num_layers} * config_.num_pages / 4,
+                                            int64_t{4} << 20);
+    const int64_t mask_words = std::min<int64_t>(
+        2 * (pages * config_.page_size / 64 + segments), int64_t{4} << 20);
     cond_buffers_.resize(5);
-    page_indptr_ = to_persistent(*be_, cond_buffers_[0], m.page_indptr);
-    page_indices_ = to_persistent(*be_, cond_buffers_[1], m.page_indices);
-    cond_len_ = to_persistent(*be_, cond_buffers_[2], m.cond_len);
-    mask_indptr_ = to_persistent(*be_, cond_buffers_[3], m.mask_indptr);
-    mask_words_ = to_persistent(*be_, cond_buffers_[4], m.mask_words);
+    page_indptr_ = to_persistent(*be_, cond_buffers_[0], m.page_indptr, segments + 1);
+    page_indices_ = to_persistent(*be_, cond_buffers_[1], m.page_indices, pages);
+    cond_len_ = to_persistent(*be_, cond_buffers_[2], m.cond_len, segments);
+    mask_indptr_ = to_persistent(*be_, cond_buffers_[3], m.mask_indptr, segments + 1);
+    mask_words_ = to_persistent(*be_, cond_buffers_[4], m.mask_words, mask_words);
     max_cond_len_ = m.max_cond_len;
     has_condensed_ = true;
   }
@@ -118,7 +127,8 @@ void DeviceTiers::begin_step(const kv::HeadwiseKV& kv, std::span<const int64_t> 
   for (int i = 0; i < kLists; ++i) {
     std::copy(lists[i]->begin(), lists[i]->end(), packed.begin() + offsets[i]);
   }
-  const Tensor all = to_persistent(*be_, step_buffer_, packed);
+  // First size: 64 blocks of dense tier per sequence and some room for prefill rows.
+  const Tensor all = to_persistent(*be_, step_buffer_, packed, int64_t{max_seqs_} * 128 + 4096);
   auto part = [&](int i) {
     return Tensor::view(all.data_as<int32_t>() + offsets[i], DType::kI32,
                         {std::max<int64_t>(static_cast<int64_t>(lists[i]->size()), 1)},

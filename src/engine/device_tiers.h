@@ -56,12 +56,14 @@ class DeviceTiers {
   void release_sequence(int64_t seq_id);
 
   // Scoring of one event per listed sequence (all of a layer in one launch): per sequence, the
-  // true attention of every (layer, kv-head)'s candidates in kv::event_candidates order, and
-  // their keys when with_keys. Reads the ring, the head-page pools and the dense cache.
+  // true attention of every (layer, kv-head)'s candidates in kv::event_candidates order, and when
+  // with_keys (strategies that need keys: rkv) their rkv redundancy at redundancy_threshold,
+  // computed on the device (HARDKV_RKV_HOST_REDUNDANCY=1: the keys themselves, for the host).
+  // Reads the ring, the head-page pools and the dense cache.
   std::vector<kv::PrecomputedScores> score_events(const kv::HeadwiseKV& kv,
                                                   std::span<const int64_t> seq_ids,
                                                   const KVCache& cache, int sinks, int window,
-                                                  bool with_keys);
+                                                  bool with_keys, double redundancy_threshold);
   // The K/V moves of applied events (kv::CompressionEventResult::moves; several events' moves
   // may come merged per layer, rewrites before appends: an append may fill a page another
   // event's rewrite freed, so every rewrite of a layer runs before its appends). One upload.

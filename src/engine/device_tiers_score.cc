@@ -20,18 +20,19 @@ using namespace device_tiers;  // NOLINT(google-build-using-namespace): this fil
 std::vector<kv::PrecomputedScores> DeviceTiers::score_events(const kv::HeadwiseKV& kv,
                                                              std::span<const int64_t> seq_ids,
                                                              const KVCache& cache, int sinks,
-                                                             int window, bool with_keys) {
+                                                             int window, bool with_keys,
+                                                             double redundancy_threshold) {
   const int S = static_cast<int>(seq_ids.size());
   const int L = config_.num_layers, H = config_.num_kv_heads, D = config_.head_dim;
   const int P = config_.page_size, W = config_.obs_window;
-  // with_keys comes from Strategy::needs_keys(), i.e. rkv: its redundancy is computed here with
-  // rkv's default similarity threshold (the rkv strategy refuses a redundancy computed with
-  // another threshold than its own). HARDKV_RKV_HOST_REDUNDANCY=1 copies the keys out instead
-  // and leaves the redundancy to the host (the slower path, kept for comparison).
+  // with_keys comes from Strategy::needs_keys(), i.e. rkv: its redundancy is computed here at the
+  // strategy's similarity threshold (the rkv strategy refuses a redundancy computed at another).
+  // HARDKV_RKV_HOST_REDUNDANCY=1 copies the keys out instead and leaves the redundancy to the host
+  // (the slower path, kept for comparison).
   const char* host_env = std::getenv("HARDKV_RKV_HOST_REDUNDANCY");
   const bool device_redundancy =
       with_keys && !(host_env != nullptr && std::strcmp(host_env, "1") == 0);
-  const double threshold = compress::CompressionConfig{}.rkv_threshold;
+  const double threshold = redundancy_threshold;
   std::vector<kv::PrecomputedScores> out(S);
   std::vector<kv::EventCandidates> cands;
   for (int s = 0; s < S; ++s) {

@@ -274,7 +274,7 @@ void HardKVSpace::end_step(const SchedulerOutput& out, const KVCache& cache) {
   if (tiers_ && !due.empty()) {
     const Clock::time_point t0 = Clock::now();
     scores = tiers_->score_events(*kv_, due, cache, cc.sinks, cc.window,
-                                  compressor_.strategy().needs_keys());
+                                  compressor_.strategy().needs_keys(), cc.rkv_threshold);
     const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
     totals_.device_score_seconds += dt;
     totals_.select_seconds += dt;

@@ -34,8 +34,10 @@ const std::string& tiny_dir() {
 }
 
 EngineConfig config(const std::string& backend, const std::string& mode, int budget,
-                    const std::string& strategy = "snapkv", bool rewrite_every_time = false) {
+                    const std::string& strategy = "snapkv", bool rewrite_every_time = false,
+                    double rkv_threshold = 0.5) {
   EngineConfig c = test::small_engine_config(backend, mode);
+  c.compression.rkv_threshold = rkv_threshold;
   c.compression.strategy = strategy;
   c.compression.rewrite_every_time = rewrite_every_time;
   c.compression.allocation = "hard";
@@ -67,13 +69,14 @@ TEST(CudaHardKV, NoEvictionScoresLikeDense) {
   EXPECT_EQ(hard.stats().kv_compression_events, 0);  // no sequence ever exceeds the budget
 }
 
-void check_eviction(const std::string& strategy, bool rewrite_every_time) {
+void check_eviction(const std::string& strategy, bool rewrite_every_time,
+                    double rkv_threshold = 0.5) {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<SamplingParams> params;
   requests(prompts, params);
-  LLM cpu(tiny_dir(), config("cpu", "hard", 64, strategy, rewrite_every_time));
+  LLM cpu(tiny_dir(), config("cpu", "hard", 64, strategy, rewrite_every_time, rkv_threshold));
   const auto c = cpu.generate(prompts, params, false);
-  LLM gpu(tiny_dir(), config("cuda", "hard", 64, strategy, rewrite_every_time));
+  LLM gpu(tiny_dir(), config("cuda", "hard", 64, strategy, rewrite_every_time, rkv_threshold));
   const auto g = gpu.generate(prompts, params, false);
   for (size_t r = 0; r < g.size(); ++r)
     ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
@@ -81,10 +84,9 @@ void check_eviction(const std::string& strategy, bool rewrite_every_time) {
   const double mx = test::max_logprob_diff(c, g, &mean);
   const EngineStats sc = cpu.stats(), sg = gpu.stats();
   std::printf(
-      "eviction (budget 64, %s, rewrite every time %d), cuda vs cpu hard: max |logprob diff| %.4g, "
-      "mean %.4g; "
-      "events %lld vs %lld\n",
-      strategy.c_str(), rewrite_every_time ? 1 : 0, mx, mean,
+      "eviction (budget 64, %s, threshold %.2f, rewrite every time %d), cuda vs cpu hard: max "
+      "|logprob diff| %.4g, mean %.4g; events %lld vs %lld\n",
+      strategy.c_str(), rkv_threshold, rewrite_every_time ? 1 : 0, mx, mean,
       static_cast<long long>(sg.kv_compression_events),
       static_cast<long long>(sc.kv_compression_events));
   EXPECT_EQ(sg.kv_compression_events, sc.kv_compression_events);  // due by length alone
@@ -105,6 +107,12 @@ TEST(CudaHardKV, EvictionMatchesTheCpuEngine) {
 TEST(CudaHardKV, EvictionWithKeysAndRewritesMatchesTheCpuEngine) {
   if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: device HARD-KV test skipped";
   check_eviction("rkv", true);
+}
+
+// rkv's redundancy on the device at a similarity threshold other than the default.
+TEST(CudaHardKV, RkvAtAnotherThresholdMatchesTheCpuEngine) {
+  if (!cuda_device_available()) GTEST_SKIP() << "no CUDA device: device HARD-KV test skipped";
+  check_eviction("rkv", false, 0.3);
 }
 
 }  // namespace

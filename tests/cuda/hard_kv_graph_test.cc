@@ -6,12 +6,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "hard_kv_requests.h"
 #include "hardkv/llm.h"
 #include "kernels/backend.h"
 #include "model/random_checkpoint.h"
@@ -35,70 +35,28 @@ const std::string& checkpoint() {
 }
 
 EngineConfig graph_config(const std::string& mode, int budget, bool eager) {
-  EngineConfig c;
-  c.backend = "cuda";
+  EngineConfig c = test::small_engine_config("cuda", mode);
   c.enforce_eager = eager;
   c.max_num_seqs = 16;
-  c.max_model_len = 1024;
   c.num_kv_blocks = 768;
-  c.kv_block_size = 16;
-  c.enable_prefix_caching = false;
-  c.kv_mode = mode;
   c.compression.strategy = "snapkv";
   c.compression.allocation = "hard";
   c.compression.budget = budget;
   c.compression.upper_budget = 2 * budget;
-  c.compression.window = 16;
   c.compression.sinks = 4;
-  c.compression.interval = 16;
-  c.compression.obs_window = 16;
-  c.compression.page_size = 16;
   return c;
 }
 
-// 11 requests: prompts of 20-420 tokens, 40-240 forced output tokens (so the batch shrinks from
-// 11 through every padded graph size).
+// 11 requests: prompts of 20-420 tokens, 240 down to 40 forced output tokens (so the batch shrinks
+// from 11 through every padded graph size).
 struct Requests {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<SamplingParams> params;
 };
 Requests make_requests() {
   Requests q;
-  for (int r = 0; r < 11; ++r) {
-    std::vector<int32_t> prompt(20 + 40 * r);
-    for (size_t i = 0; i < prompt.size(); ++i) {
-      prompt[i] = static_cast<int32_t>((i * 13 + 3 * r + 1) % 240);
-    }
-    SamplingParams p;
-    p.temperature = 0;
-    p.ignore_eos = true;
-    p.logprobs = true;
-    p.max_tokens = 1000;
-    const int out = 40 + (r * 73) % 201;
-    for (int i = 0; i < out; ++i) p.forced_tokens.push_back((i * 5 + 7 * r + 2) % 240);
-    q.prompts.push_back(std::move(prompt));
-    q.params.push_back(std::move(p));
-  }
+  test::make_forced_requests(11, {20, 40, 13, 3}, {240, -20, 5, 7}, q.prompts, q.params);
   return q;
-}
-
-struct Diff {
-  double max = 0, mean = 0;
-};
-Diff logprob_diff(const std::vector<RequestOutput>& a, const std::vector<RequestOutput>& b) {
-  Diff d;
-  int64_t n = 0;
-  for (size_t r = 0; r < a.size(); ++r) {
-    EXPECT_EQ(a[r].logprobs.size(), b[r].logprobs.size()) << "request " << r;
-    for (size_t i = 0; i < std::min(a[r].logprobs.size(), b[r].logprobs.size()); ++i) {
-      const double x = std::fabs(a[r].logprobs[i] - b[r].logprobs[i]);
-      d.max = std::max(d.max, x);
-      d.mean += x;
-      ++n;
-    }
-  }
-  if (n > 0) d.mean /= n;
-  return d;
 }
 
 TEST(CudaHardKVGraphs, GraphStepsScoreLikeEagerSteps) {
@@ -112,11 +70,12 @@ TEST(CudaHardKVGraphs, GraphStepsScoreLikeEagerSteps) {
     ASSERT_EQ(g[r].token_ids, q.params[r].forced_tokens) << g[r].error;
   }
   const EngineStats se = eager.stats(), sg = graphed.stats();
-  const Diff d = logprob_diff(e, g);
+  double mean = 0;
+  const double mx = test::max_logprob_diff(e, g, &mean);
   std::printf(
       "hard, budget 64: graphs vs eager max |logprob diff| %.4g, mean %.4g; events %lld vs %lld; "
       "graph captures %lld, replays %lld\n",
-      d.max, d.mean, static_cast<long long>(sg.kv_compression_events),
+      mx, mean, static_cast<long long>(sg.kv_compression_events),
       static_cast<long long>(se.kv_compression_events),
       static_cast<long long>(sg.num_graph_captures), static_cast<long long>(sg.num_graph_replays));
   EXPECT_EQ(se.num_graph_replays + se.num_graph_captures, 0);
@@ -126,7 +85,7 @@ TEST(CudaHardKVGraphs, GraphStepsScoreLikeEagerSteps) {
   EXPECT_GT(sg.kv_compression_events, 20);
   // bf16 outputs of differently split attention round differently, and near-tied scores may then
   // keep different tokens; the text's scores must stay close.
-  EXPECT_LT(d.mean, 0.02);
+  EXPECT_LT(mean, 0.02);
   EXPECT_EQ(sg.kv_dense_bytes_now + sg.kv_condensed_bytes_now, 0);  // everything freed
 }
 
@@ -137,13 +96,14 @@ TEST(CudaHardKVGraphs, NoEvictionGraphsScoreLikeDenseGraphs) {
   const auto d = dense.generate(q.prompts, q.params, false);
   LLM hard(checkpoint(), graph_config("hard", 1000, false));  // above every context
   const auto h = hard.generate(q.prompts, q.params, false);
-  const Diff diff = logprob_diff(d, h);
+  double mean = 0;
+  const double mx = test::max_logprob_diff(d, h, &mean);
   const EngineStats sh = hard.stats();
   std::printf("no eviction, graphs: hard vs dense max |logprob diff| %.4g, mean %.4g; replays %lld\n",
-              diff.max, diff.mean, static_cast<long long>(sh.num_graph_replays));
+              mx, mean, static_cast<long long>(sh.num_graph_replays));
   EXPECT_EQ(sh.kv_compression_events, 0);
   EXPECT_GT(sh.num_graph_replays, 100);
-  EXPECT_LT(diff.max, 0.05);  // bf16: tiered vs paged attention kernels round differently
+  EXPECT_LT(mx, 0.05);  // bf16: tiered vs paged attention kernels round differently
 }
 
 }  // namespace
