@@ -71,6 +71,32 @@ int graph_batch_size(int n) {
   return (n + 7) / 8 * 8;
 }
 
+int reuse_graph_batch(const std::vector<std::pair<int, int>>& captured, int need) {
+  const int limit = std::max(need + 8, need * 5 / 4);
+  int best = need;
+  bool found = false;
+  for (const auto& [batch, bound] : captured) {
+    if (batch >= need && batch <= limit && (!found || batch < best)) {
+      best = batch;
+      found = true;
+    }
+  }
+  return best;
+}
+
+int reuse_graph_kv_bound(const std::vector<std::pair<int, int>>& captured, int batch, int need) {
+  int best = need;
+  bool found = false;
+  for (const auto& [b, bound] : captured) {
+    if (b == batch && bound >= need && bound <= 2 * static_cast<int64_t>(need) &&
+        (!found || bound < best)) {
+      best = bound;
+      found = true;
+    }
+  }
+  return best;
+}
+
 ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound,
                               int block_size) {
   const int n = static_cast<int>(b.kv_lens.size());
@@ -112,7 +138,15 @@ ModelRunner::ModelRunner(Model& model, KVCache& kv, HardKVSpace* hard, ModelRunn
 
 ModelRunner::~ModelRunner() = default;
 
-Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows) {
+std::vector<std::pair<int, int>> ModelRunner::captured() const {
+  std::vector<std::pair<int, int>> keys;
+  for (const auto& [key, graph] : graphs_) {
+    if (graph) keys.push_back(key);
+  }
+  return keys;
+}
+
+Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int graph_rows) {
   Backend& be = model_->backend();
   int max_len = 1;
   for (int32_t len : batch.kv_lens) max_len = std::max(max_len, len);
@@ -121,8 +155,10 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows) {
   int kv_bound = 256;
   while (kv_bound < max_len) kv_bound *= 2;
   kv_bound = std::max(std::min(kv_bound, options_.max_kv_len), max_len);
+  kv_bound = reuse_graph_kv_bound(captured(), graph_rows, kv_bound);
+  const int rows = graph_rows;
+  HARDKV_ASSERT(!hard_ || static_cast<int>(batch.kv_lens.size()) == rows);
   // Dense: padded here (fixed block-table width); HARD-KV: begin_step padded the batch already.
-  const int rows = hard_ ? static_cast<int>(batch.kv_lens.size()) : graph_batch_size(num_rows);
   const ForwardBatch padded =
       hard_ ? ForwardBatch{} : pad_decode_batch(batch, rows, kv_bound, kv_->block_size);
   const ForwardBatch& step = hard_ ? batch : padded;
@@ -160,10 +196,10 @@ SampleResult ModelRunner::run(const SchedulerOutput& out) {
   });
   const bool graphed = options_.use_graphs && decode_only &&
                        graph_batch_size(num_seqs) <= options_.max_graph_batch;
-  const ForwardBatch batch =
-      hard_ ? hard_->begin_step(out, graphed ? graph_batch_size(num_seqs) : 0)
-            : build_forward_batch(out, kv_->block_size);
-  Tensor logits = graphed ? forward_graphed(batch, num_seqs)
+  const int graph_rows = graphed ? reuse_graph_batch(captured(), graph_batch_size(num_seqs)) : 0;
+  const ForwardBatch batch = hard_ ? hard_->begin_step(out, graph_rows)
+                                   : build_forward_batch(out, kv_->block_size);
+  Tensor logits = graphed ? forward_graphed(batch, num_seqs, graph_rows)
                           : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
     HARDKV_ASSERT(logits.dim(0) == out.num_samples);

@@ -29,6 +29,14 @@ SampleRows sample_rows(const SchedulerOutput& out);
 
 // Graph batch sizes: 1, 2, 4, 8, then multiples of 8; the smallest one >= n.
 int graph_batch_size(int n);
+// Graph reuse, so that a batch that shrinks as requests finish (or a KV bucket that a smaller
+// step falls back into) replays a graph it already has instead of capturing another. Of the
+// captured (batch, kv_bound) keys: the smallest batch in [need, max(need + 8, need * 5 / 4)]
+// (any bound), else need; then, of the keys with that batch, the smallest kv_bound in
+// [need, 2 * need], else need.
+int reuse_graph_batch(const std::vector<std::pair<int, int>>& captured, int need);
+int reuse_graph_kv_bound(const std::vector<std::pair<int, int>>& captured, int batch, int need);
+
 // A decode batch (one new token and one logits row per sequence) padded to `batch_size` rows with
 // fixed-size metadata, so that every step with the same (batch_size, kv_bound) has the same shape:
 // block tables padded to kv_bound / block_size entries per sequence; padding rows attend to one
@@ -58,9 +66,12 @@ class ModelRunner {
   int64_t num_graph_replays() const { return num_replays_; }
 
  private:
-  // Forward of a decode step of num_rows sequences through the graph of its (padded batch, KV
-  // bucket); logits of the first num_rows rows. HARD-KV: `batch` is begin_step's padded batch.
-  Tensor forward_graphed(const ForwardBatch& batch, int num_rows);
+  // Forward of a decode step of num_rows sequences through the graph of (graph_rows, its KV
+  // bucket); logits of the first num_rows rows. HARD-KV: `batch` is begin_step's batch, already
+  // padded to graph_rows.
+  Tensor forward_graphed(const ForwardBatch& batch, int num_rows, int graph_rows);
+  // The (batch, kv_bound) keys of the graphs held.
+  std::vector<std::pair<int, int>> captured() const;
 
   Model* model_;
   KVCache* kv_;

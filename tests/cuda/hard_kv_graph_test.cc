@@ -1,7 +1,7 @@
 // HARD-KV decode steps as CUDA graphs: the same requests run with graphs and with
 // --enforce-eager on the device score the forced text alike (the graph plans tiered attention for
 // its KV bucket, so only the split merge order differs), run the same compression events and free
-// everything; batches shrink as requests finish, so padded graph batches and re-captures occur.
+// everything; batches shrink as requests finish, so steps replay graphs with many padding rows.
 // Without eviction a graphed hard run scores like graphed dense mode.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -79,7 +79,9 @@ TEST(CudaHardKVGraphs, GraphStepsScoreLikeEagerSteps) {
       static_cast<long long>(se.kv_compression_events),
       static_cast<long long>(sg.num_graph_captures), static_cast<long long>(sg.num_graph_replays));
   EXPECT_EQ(se.num_graph_replays + se.num_graph_captures, 0);
-  EXPECT_GT(sg.num_graph_captures, 3);  // batch sizes 16, 8, 4, 2, 1 at least
+  // Batches of 11 down to 1 sequence: graphs of 16 rows (11-8 sequences, padded) and 4 rows (4-1)
+  // at least; smaller batches replay the larger graph (ModelRunner's graph reuse).
+  EXPECT_GE(sg.num_graph_captures, 2);
   EXPECT_GT(sg.num_graph_replays, 10 * sg.num_graph_captures);
   EXPECT_EQ(sg.kv_compression_events, se.kv_compression_events);  // due by length alone
   EXPECT_GT(sg.kv_compression_events, 20);

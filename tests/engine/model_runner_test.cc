@@ -45,5 +45,25 @@ TEST(ModelRunner, TokenSeedsDifferPerPositionAndRequest) {
   EXPECT_EQ(token_rng_seed(5, 3), token_rng_seed(5, 3));
 }
 
+// A shrinking batch replays a larger graph it already has (within 8 rows or a quarter more), and a
+// step whose KV bucket is below a captured one (within a factor of two) replays that one.
+TEST(ModelRunner, ReusesCapturedGraphsNearTheNeededShape) {
+  const std::vector<std::pair<int, int>> captured = {{256, 1024}, {8, 512}, {64, 2048}, {64, 512}};
+  EXPECT_EQ(reuse_graph_batch({}, 16), 16);  // nothing captured
+  EXPECT_EQ(reuse_graph_batch(captured, 248), 256);
+  EXPECT_EQ(reuse_graph_batch(captured, 208), 256);  // 256 <= 208 * 5 / 4 = 260
+  EXPECT_EQ(reuse_graph_batch(captured, 200), 200);  // 256 > max(200 + 8, 250): too much padding
+  EXPECT_EQ(reuse_graph_batch(captured, 56), 64);
+  EXPECT_EQ(reuse_graph_batch(captured, 4), 8);
+  EXPECT_EQ(reuse_graph_batch(captured, 1), 8);
+  EXPECT_EQ(reuse_graph_batch(captured, 72), 72);  // never a smaller graph
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 512), 512);
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 256), 512);
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 1024), 2048);
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 128), 128);   // 512 is over twice the need
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 4096), 4096);  // never a smaller bound
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 8, 1024), 1024);   // other batches do not count
+}
+
 }  // namespace
 }  // namespace hardkv
