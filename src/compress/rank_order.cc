@@ -89,6 +89,10 @@ int32_t top_p_size(const std::vector<float>& dist, double p) {
 
 namespace {
 
+// exp(z) is exactly +0 in double for every z below this (the smallest subnormal is 2^-1074 =
+// e^-744.44, and exp rounds e^z below half of it to 0).
+constexpr double kExpZeroBelow = -745.2;
+
 // Unnormalised softmax(score / T) in rank order: w[i] = exp((score[order[i]] - max) / T).
 // (A per-thread buffer, valid until the thread's next call: see descending_order.)
 const std::vector<double>& rank_weights(const std::vector<float>& score,
@@ -98,7 +102,11 @@ const std::vector<double>& rank_weights(const std::vector<float>& score,
   if (order.empty()) return w;
   const double top = score[order[0]];
   for (size_t i = 0; i < order.size(); ++i) {
-    w[i] = std::exp((static_cast<double>(score[order[i]]) - top) / temperature);
+    const double z = (static_cast<double>(score[order[i]]) - top) / temperature;
+    // In rank order z only falls: from the first z whose exp is exactly 0 on, all are (the
+    // entries stay 0; the slow underflow path of exp is never taken).
+    if (z < kExpZeroBelow) break;
+    w[i] = std::exp(z);
   }
   return w;
 }
@@ -219,8 +227,12 @@ double calibrate_temperature(const std::vector<float>& score, const std::vector<
     if (k >= n) return 1.0;
     if (k <= 0) return 0.0;
     double total = 0.0, head = 0.0, moment = 0.0, head_moment = 0.0;
-    for (int32_t i = 0; i < n; ++i) {
+    int32_t i = 0;
+    for (; i < n; ++i) {
       const double z = diff[i] / temperature;
+      // diff falls along the rank order: from the first exactly-zero weight on, every term adds
+      // +0 (w) or -0 (w z), which leaves the sums as they are, so the pass ends there.
+      if (z < kExpZeroBelow) break;
       const double w = std::exp(z);
       total += w;
       moment += w * z;
@@ -228,6 +240,10 @@ double calibrate_temperature(const std::vector<float>& score, const std::vector<
         head = total;
         head_moment = moment;
       }
+    }
+    if (i <= k - 1) {  // the head reaches past the last non-zero weight
+      head = total;
+      head_moment = moment;
     }
     if (slope != nullptr) *slope = (-head_moment * total + head * moment) / (total * total);
     return head / total;
