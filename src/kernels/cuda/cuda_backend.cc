@@ -25,11 +25,13 @@ namespace hardkv {
 namespace cuda {
 namespace {
 
-constexpr size_t kStagingBytes = 8u << 20;
+constexpr size_t kStagingBytes = 16u << 20;
 // The staging buffer's last kGraphStagingBytes serve graph steps (capture and replay), so a
 // graph's copy nodes read the same slots whatever eager copies ran before it in the step (HARD-KV
-// uploads its tier metadata eagerly before a graph replay); eager copies use the rest.
-constexpr size_t kGraphStagingBytes = 1u << 20;
+// uploads its tier metadata eagerly before a graph replay); eager copies use the rest. A padded
+// decode step's block tables take batch x max_model_len / block_size int32 (512 x 40,960 / 16:
+// 5 MiB).
+constexpr size_t kGraphStagingBytes = 8u << 20;
 constexpr size_t kEagerStagingBytes = kStagingBytes - kGraphStagingBytes;
 // Split counters for the decode kernel's in-kernel merge: (sequence, KV head) pairs per step.
 constexpr int64_t kAttnCounters = 1 << 16;
