@@ -71,6 +71,16 @@ int graph_batch_size(int n) {
   return (n + 7) / 8 * 8;
 }
 
+size_t forward_metadata_bytes(const ForwardBatch& b) {
+  size_t words = 0;
+  for (const std::vector<int32_t>* a :
+       {&b.token_ids, &b.positions, &b.slot_mapping, &b.logits_indices, &b.query_indptr,
+        &b.kv_lens, &b.block_indptr, &b.block_indices}) {
+    words += (a->size() + 15) / 16 * 16;
+  }
+  return (std::max<size_t>(words, 1) * sizeof(int32_t) + 255) / 256 * 256;
+}
+
 int reuse_graph_batch(const std::vector<std::pair<int, int>>& captured, int need) {
   const int limit = std::max(need + 8, need * 5 / 4);
   int best = need;
@@ -163,6 +173,11 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int
       hard_ ? ForwardBatch{} : pad_decode_batch(batch, rows, kv_bound, kv_->block_size);
   const ForwardBatch& step = hard_ ? batch : padded;
   AttentionHook* hook = hard_ ? &hard_->hook() : nullptr;
+  if (forward_metadata_bytes(step) > be.graph_copy_bytes()) {
+    // Too much metadata for a graph step's staging (wide block tables of long sequences): eager.
+    Tensor logits = model_->forward(batch, *kv_, hook);
+    return Tensor::view(logits.data(), logits.dtype(), {num_rows, logits.dim(1)}, logits.device());
+  }
   std::unique_ptr<StepGraph>& graph = graphs_[{rows, kv_bound}];
   Tensor logits;
   if (graph) {

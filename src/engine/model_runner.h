@@ -37,6 +37,10 @@ int graph_batch_size(int n);
 int reuse_graph_batch(const std::vector<std::pair<int, int>>& captured, int need);
 int reuse_graph_kv_bound(const std::vector<std::pair<int, int>>& captured, int batch, int need);
 
+// Bytes the forward stages to copy b's metadata to the device: its eight int32 arrays, each
+// padded to 16 entries, in one copy rounded to 256 bytes (as Model::forward packs them).
+size_t forward_metadata_bytes(const ForwardBatch& b);
+
 // A decode batch (one new token and one logits row per sequence) padded to `batch_size` rows with
 // fixed-size metadata, so that every step with the same (batch_size, kv_bound) has the same shape:
 // block tables padded to kv_bound / block_size entries per sequence; padding rows attend to one

@@ -162,6 +162,9 @@ class Backend {
   // (ops, buffers, sizes) matched the captured one. Attention in a graph is planned for every KV
   // length <= kv_bound.
   virtual bool supports_graphs() const { return false; }
+  // The most bytes of host-to-device copies one graph step may stage (its metadata: the forward's
+  // packed int32 arrays); a larger step must run eagerly.
+  virtual size_t graph_copy_bytes() const { return 0; }
   virtual void begin_capture(int /*kv_bound*/) { no_graphs(); }
   virtual std::unique_ptr<StepGraph> end_capture() { no_graphs(); }
   virtual void begin_replay(const StepGraph&) { no_graphs(); }

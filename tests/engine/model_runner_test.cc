@@ -65,5 +65,24 @@ TEST(ModelRunner, ReusesCapturedGraphsNearTheNeededShape) {
   EXPECT_EQ(reuse_graph_kv_bound(captured, 8, 1024), 1024);   // other batches do not count
 }
 
+// What a step stages for its metadata: each int32 array padded to 16 entries, one copy rounded to
+// 256 bytes (a padded decode step's block tables dominate it).
+TEST(ModelRunner, CountsTheMetadataBytesOfAStep) {
+  ForwardBatch b;
+  b.token_ids = {1, 2, 3};
+  b.positions = {0, 1, 2};
+  b.slot_mapping = {0, 1, 2};
+  b.logits_indices = {2};
+  b.query_indptr = {0, 3};
+  b.kv_lens = {3};
+  b.block_indptr = {0, 1};
+  b.block_indices = {7};
+  EXPECT_EQ(forward_metadata_bytes(b), 512u);  // 8 arrays x 16 entries x 4 bytes
+  ForwardBatch wide = pad_decode_batch(ForwardBatch{}, 512, 40960, 16);
+  // 512 rows x 2,560 block-table entries dominate: 5 MiB and a little.
+  EXPECT_EQ(forward_metadata_bytes(wide),
+            (4 * 512 + 2 * 528 + 512 + 512 * 2560) * 4 / 256 * 256 + 256);
+}
+
 }  // namespace
 }  // namespace hardkv

@@ -660,6 +660,8 @@ bool CudaBackend::record_op(int op, std::initializer_list<const void*> ptrs, int
   return mode_ == Mode::kReplay;
 }
 
+size_t CudaBackend::graph_copy_bytes() const { return kGraphStagingBytes; }
+
 CudaBackend::Graph::~Graph() {
   if (exec) cudaGraphExecDestroy(exec);
 }

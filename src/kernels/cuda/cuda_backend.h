@@ -92,6 +92,7 @@ class CudaBackend final : public Backend {
     ~Graph() override;
   };
   bool supports_graphs() const override { return true; }
+  size_t graph_copy_bytes() const override;
   void begin_capture(int kv_bound) override;
   std::unique_ptr<StepGraph> end_capture() override;
   void begin_replay(const StepGraph& graph) override;
