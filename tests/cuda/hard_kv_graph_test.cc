@@ -4,33 +4,20 @@
 // everything; batches shrink as requests finish, so steps replay graphs with many padding rows.
 // Without eviction a graphed hard run scores like graphed dense mode.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "hard_kv_requests.h"
 #include "hardkv/llm.h"
 #include "kernels/backend.h"
-#include "model/random_checkpoint.h"
 
 namespace hardkv {
 namespace {
 
 const std::string& checkpoint() {
-  static const std::string dir = [] {
-    const auto p =
-        std::filesystem::temp_directory_path() / ("hardkv_graph_hard_" + std::to_string(getpid()));
-    RandomCheckpointOptions opt;
-    opt.seed = 11;
-    opt.dtype = DType::kBF16;
-    ModelConfig mc = model_preset("tiny");
-    mc.head_dim = 64;
-    write_random_checkpoint(mc, p.string(), opt);
-    return p.string();
-  }();
+  static const std::string dir = test::random_tiny_checkpoint("graph_hard", 11, 64);
   return dir;
 }
 

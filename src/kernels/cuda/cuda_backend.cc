@@ -81,6 +81,18 @@ const int32_t* ci32(const Tensor& t) { return static_cast<const int32_t*>(t.data
 
 bool is_float(DType d) { return d == DType::kF32 || d == DType::kF16 || d == DType::kBF16; }
 
+// The dtypes of qkv_prepare's inputs (shared by the fused decode op): bf16 qkv and norms, int32
+// positions and slots, f32 cos/sin.
+void check_qkv_dtypes(const char* op, const Tensor& qkv, const Tensor* q_norm, const Tensor* k_norm,
+                      const Tensor& positions, const Tensor& cos_sin, const Tensor& slots) {
+  check_dtype(qkv, DType::kBF16, op, "qkv");
+  check_dtype(positions, DType::kI32, op, "positions");
+  check_dtype(cos_sin, DType::kF32, op, "cos_sin");
+  check_dtype(slots, DType::kI32, op, "slots");
+  if (q_norm) check_dtype(*q_norm, DType::kBF16, op, "q_norm");
+  if (k_norm) check_dtype(*k_norm, DType::kBF16, op, "k_norm");
+}
+
 }  // namespace
 
 // Times one eager op with events when profiling is on.
@@ -430,15 +442,10 @@ void CudaBackend::qkv_prepare(const Tensor& qkv, const Tensor* q_norm, const Ten
                               float eps, const Tensor& positions, const Tensor& cos_sin,
                               const Tensor& slots, Tensor& q_out, Tensor& k_cache,
                               Tensor& v_cache) {
-  check_dtype(qkv, DType::kBF16, "qkv_prepare", "qkv");
-  check_dtype(positions, DType::kI32, "qkv_prepare", "positions");
-  check_dtype(cos_sin, DType::kF32, "qkv_prepare", "cos_sin");
-  check_dtype(slots, DType::kI32, "qkv_prepare", "slots");
+  check_qkv_dtypes("qkv_prepare", qkv, q_norm, k_norm, positions, cos_sin, slots);
   check_dtype(q_out, DType::kBF16, "qkv_prepare", "q_out");
   check_dtype(k_cache, DType::kBF16, "qkv_prepare", "k_cache");
   check_dtype(v_cache, DType::kBF16, "qkv_prepare", "v_cache");
-  if (q_norm) check_dtype(*q_norm, DType::kBF16, "qkv_prepare", "q_norm");
-  if (k_norm) check_dtype(*k_norm, DType::kBF16, "qkv_prepare", "k_norm");
   const int64_t t = q_out.dim(0), hq = q_out.dim(1), d = q_out.dim(2), hkv = k_cache.dim(2);
   HARDKV_CHECK(q_out.ndim() == 3 && k_cache.ndim() == 4 && k_cache.shape() == v_cache.shape() &&
                    k_cache.dim(3) == d && qkv.numel() == t * (hq + 2 * hkv) * d &&
@@ -592,12 +599,7 @@ void CudaBackend::qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm,
                                    k_cache, v_cache, meta, scale, out);
     return;
   }
-  check_dtype(qkv, DType::kBF16, "qkv_prepare_attention", "qkv");
-  check_dtype(positions, DType::kI32, "qkv_prepare_attention", "positions");
-  check_dtype(cos_sin, DType::kF32, "qkv_prepare_attention", "cos_sin");
-  check_dtype(slots, DType::kI32, "qkv_prepare_attention", "slots");
-  if (q_norm) check_dtype(*q_norm, DType::kBF16, "qkv_prepare_attention", "q_norm");
-  if (k_norm) check_dtype(*k_norm, DType::kBF16, "qkv_prepare_attention", "k_norm");
+  check_qkv_dtypes("qkv_prepare_attention", qkv, q_norm, k_norm, positions, cos_sin, slots);
   const int64_t t = q_out.dim(0);
   HARDKV_CHECK(qkv.numel() == t * (hq + 2 * hkv) * d && positions.numel() == t &&
                    slots.numel() == t && cos_sin.ndim() == 2 && cos_sin.dim(1) == d &&

@@ -88,6 +88,48 @@ __device__ __forceinline__ bool tiered_block(const TieredAttentionParams& p, int
   return true;
 }
 
+// The block's epilogue: merges the (max log2, sum, out) states that `parts` workers left in
+// shared memory (sm_ml [parts, R, 2], sm_o [parts, R, D]; a part with max -inf saw no token) for
+// each of the block's R rows, and writes the result (one split: the output row; several: the
+// split's partial row and its (max, sum)). Call after a __syncthreads(); threads stride by
+// num_threads.
+template <int D, int R>
+__device__ __forceinline__ void tiered_store_rows(const TieredAttentionParams& p,
+                                                  const TieredBlock& b, const float* sm_ml,
+                                                  const float* sm_o, int parts, int num_threads) {
+  for (int idx = threadIdx.x; idx < R * D; idx += num_threads) {
+    const int r = idx / D, d = idx % D;
+    const int row = b.row0 + r;
+    if (row >= b.num_rows) break;  // rows are in order: the rest are past the end too
+    float m_max = -INFINITY;
+    for (int w = 0; w < parts; ++w) m_max = fmaxf(m_max, sm_ml[(w * R + r) * 2]);
+    float acc = 0.f, sum = 0.f;
+    if (m_max != -INFINITY) {
+      for (int w = 0; w < parts; ++w) {
+        const float mw = sm_ml[(w * R + r) * 2];
+        if (mw == -INFINITY) continue;
+        const float scale = exp2f(mw - m_max);
+        sum += scale * sm_ml[(w * R + r) * 2 + 1];
+        acc += scale * sm_o[(w * R + r) * D + d];
+      }
+    }
+    const float val = sum > 0.f ? acc / sum : 0.f;
+    const int64_t tok = b.q_begin + row / b.group;
+    const int head = b.kv_head * b.group + row % b.group;
+    const int64_t out_row = tok * p.num_q_heads + head;
+    if (p.num_splits == 1) {
+      p.out[out_row * D + d] = __float2bfloat16(val);
+    } else {
+      const int64_t idx_s = static_cast<int64_t>(b.split) * p.num_tokens * p.num_q_heads + out_row;
+      p.partial_o[idx_s * D + d] = val;
+      if (d == 0) {
+        p.partial_ml[idx_s * 2] = m_max;
+        p.partial_ml[idx_s * 2 + 1] = sum;
+      }
+    }
+  }
+}
+
 // U = tokens per worker per step. The offsets of a step's tokens (page id, mask bit, block table
 // lookups) are computed one step ahead of their K/V loads, so those loads overlap. Register
 // path (kPipelined false): K/V of the current step in registers. Pipelined path: K/V copied
@@ -100,7 +142,7 @@ __global__ void __launch_bounds__(kTieredThreads)
   constexpr int kStep = T::kWorkers * U;  // list entries per block step
   TieredBlock b;
   if (!tiered_block(p, R, b)) return;
-  const int seq = b.seq, kv_head = b.kv_head, split = b.split, row0 = b.row0;
+  const int seq = b.seq, kv_head = b.kv_head, row0 = b.row0;
   const int q_begin = b.q_begin, q_len = b.q_len, group = b.group, num_rows = b.num_rows;
   const int seg = b.seg, cond_len = b.cond_len, dense_len = b.dense_len;
   const int begin = b.begin, end = b.end;
@@ -299,37 +341,7 @@ __global__ void __launch_bounds__(kTieredThreads)
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < R * D; idx += kTieredThreads) {
-    const int r = idx / D, d = idx % D;
-    const int row = row0 + r;
-    if (row >= num_rows) break;  // rows are in order: the rest are past the end too
-    float m_max = -INFINITY;
-    for (int w = 0; w < T::kWorkers; ++w) m_max = fmaxf(m_max, sm_ml[(w * R + r) * 2]);
-    float acc = 0.f, sum = 0.f;
-    if (m_max != -INFINITY) {
-      for (int w = 0; w < T::kWorkers; ++w) {
-        const float mw = sm_ml[(w * R + r) * 2];
-        if (mw == -INFINITY) continue;
-        const float scale = exp2f(mw - m_max);
-        sum += scale * sm_ml[(w * R + r) * 2 + 1];
-        acc += scale * sm_o[(w * R + r) * D + d];
-      }
-    }
-    const float val = sum > 0.f ? acc / sum : 0.f;
-    const int64_t tok = q_begin + row / group;
-    const int head = kv_head * group + row % group;
-    const int64_t out_row = tok * p.num_q_heads + head;
-    if (p.num_splits == 1) {
-      p.out[out_row * D + d] = __float2bfloat16(val);
-    } else {
-      const int64_t idx_s = static_cast<int64_t>(split) * p.num_tokens * p.num_q_heads + out_row;
-      p.partial_o[idx_s * D + d] = val;
-      if (d == 0) {
-        p.partial_ml[idx_s * 2] = m_max;
-        p.partial_ml[idx_s * 2 + 1] = sum;
-      }
-    }
-  }
+  tiered_store_rows<D, R>(p, b, sm_ml, sm_o, T::kWorkers, kTieredThreads);
 }
 
 template <int D, int R, int U, bool kPipelined>

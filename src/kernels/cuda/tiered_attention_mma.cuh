@@ -267,37 +267,7 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
     }
   }
   __syncthreads();
-  for (int idx = threadIdx.x; idx < kMmaRows * D; idx += kMmaWarps * 32) {
-    const int r = idx / D, d = idx % D;
-    const int row = row0 + r;
-    if (row >= num_rows) break;  // rows are in order: the rest are past the end too
-    float m_max = -INFINITY;
-    for (int w = 0; w < kMmaWarps; ++w) m_max = fmaxf(m_max, sm_ml[(w * kMmaRows + r) * 2]);
-    float acc = 0.f, sum = 0.f;
-    if (m_max != -INFINITY) {
-      for (int w = 0; w < kMmaWarps; ++w) {
-        const float mw = sm_ml[(w * kMmaRows + r) * 2];
-        if (mw == -INFINITY) continue;
-        const float scale = exp2f(mw - m_max);
-        sum += scale * sm_ml[(w * kMmaRows + r) * 2 + 1];
-        acc += scale * sm_o[(w * kMmaRows + r) * D + d];
-      }
-    }
-    const float val = sum > 0.f ? acc / sum : 0.f;
-    const int64_t tok = q_begin + row / group;
-    const int head = kv_head * group + row % group;
-    const int64_t out_row = tok * p.num_q_heads + head;
-    if (p.num_splits == 1) {
-      p.out[out_row * D + d] = __float2bfloat16(val);
-    } else {
-      const int64_t idx_s = static_cast<int64_t>(b.split) * p.num_tokens * p.num_q_heads + out_row;
-      p.partial_o[idx_s * D + d] = val;
-      if (d == 0) {
-        p.partial_ml[idx_s * 2] = m_max;
-        p.partial_ml[idx_s * 2 + 1] = sum;
-      }
-    }
-  }
+  tiered_store_rows<D, kMmaRows>(p, b, sm_ml, sm_o, kMmaWarps, kMmaWarps * 32);
 }
 
 template <int D, int S>
