@@ -9,6 +9,7 @@
 
 #include <cmath>
 
+#include "kernels/cuda/mma_bf16.cuh"
 #include "kernels/cuda/tiered_attention_kernel.cuh"
 
 namespace hardkv::cuda {
@@ -26,36 +27,6 @@ struct MmaTraits {
   static constexpr size_t kMergeBytes = sizeof(float) * kMmaWarps * kMmaRows * (D + 2);
   static constexpr size_t kBytes = kPipeBytes > kMergeBytes ? kPipeBytes : kMergeBytes;
 };
-
-// c += a (16x16, row) * b (16x8, col).
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                          uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const bf16* smem) {
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const bf16* smem) {
-  const unsigned addr = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-
-// Two floats as a bf16 pair, lo in the low half (the lower column index of a fragment).
-__device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
-  const __nv_bfloat162 v = __floats2bfloat162_rn(lo, hi);
-  return *reinterpret_cast<const uint32_t*>(&v);
-}
 
 // Fragment layouts (PTX m16n8k16): with g = lane / 4, t = lane % 4, A register i holds row
 // g + 8 * (i % 2), columns 2t, 2t+1 (+8 for i >= 2); B register i holds column g, rows 2t, 2t+1
@@ -170,8 +141,8 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
     for (int kk = 0; kk < kKSteps; ++kk) {
       uint32_t kb[4];
       ldmatrix_x4(kb, k_lane + kk * 16);
-      mma_16816(s[0], qa[kk], kb[0], kb[1]);
-      mma_16816(s[1], qa[kk], kb[2], kb[3]);
+      mma_bf16(s[0], qa[kk], kb[0], kb[1]);
+      mma_bf16(s[1], qa[kk], kb[2], kb[3]);
     }
 #pragma unroll
     for (int j = 0; j < 2; ++j) {
@@ -208,16 +179,16 @@ __global__ void __launch_bounds__(kMmaWarps * 32, 2)
       }
     }
     // P (16 rows x 16 tokens) as the A operand: the two S tiles' C fragments, rounded to bf16.
-    const uint32_t pa[4] = {pack_bf16x2(s[0][0], s[0][1]), pack_bf16x2(s[0][2], s[0][3]),
-                            pack_bf16x2(s[1][0], s[1][1]), pack_bf16x2(s[1][2], s[1][3])};
+    const uint32_t pa[4] = {pack_bf16(s[0][0], s[0][1]), pack_bf16(s[0][2], s[0][3]),
+                            pack_bf16(s[1][0], s[1][1]), pack_bf16(s[1][2], s[1][3])};
     // ldmatrix.x4.trans over V [token][dim]: matrices (tokens 0-7 | 8-15) x (dims +0 | +8).
     const bf16* v_lane = vs + (((lane >> 3) & 1) * 8 + (lane & 7)) * kLd + ((lane >> 4) & 1) * 8;
 #pragma unroll
     for (int n2 = 0; n2 < D / 16; ++n2) {
       uint32_t vb[4];
       ldmatrix_x4_trans(vb, v_lane + n2 * 16);
-      mma_16816(o[2 * n2], pa, vb[0], vb[1]);
-      mma_16816(o[2 * n2 + 1], pa, vb[2], vb[3]);
+      mma_bf16(o[2 * n2], pa, vb[0], vb[1]);
+      mma_bf16(o[2 * n2 + 1], pa, vb[2], vb[3]);
     }
   };
 
