@@ -61,6 +61,9 @@ struct PagedAttentionParams {
   int64_t num_slots = 0;
   __nv_bfloat16* k_cache_w = nullptr;  // k_cache, writable
   __nv_bfloat16* v_cache_w = nullptr;  // v_cache, writable
+  // Fused only: read metadata, block table and the first K/V step before pdl_wait() (legal
+  // because no earlier kernel of the step writes them; HARDKV_ATTN_EARLY_KV=0 turns it off).
+  bool kv_before_wait = false;
 };
 
 inline constexpr int kAttentionKvTile = 64;   // KV positions per shared-memory tile

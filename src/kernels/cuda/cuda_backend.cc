@@ -61,6 +61,12 @@ bool attn_combine_enabled() {
 // Qwen3-0.6B batch 1: ctx 512, 10 splits, fused 0.995 vs 1.046 ms per step; ctx 4096, 66 splits,
 // 1.281 vs 1.221 ms).
 constexpr int kFusedAttentionMaxSplits = 16;
+// HARDKV_ATTN_EARLY_KV=0: the fused decode kernel reads its metadata and first K/V step only
+// after pdl_wait() (PagedAttentionParams::kv_before_wait).
+bool attn_early_kv_enabled() {
+  static const bool on = env_not_zero("HARDKV_ATTN_EARLY_KV");
+  return on;
+}
 
 using bf16 = __nv_bfloat16;
 
@@ -625,6 +631,7 @@ void CudaBackend::qkv_prepare_attention(const Tensor& qkv, const Tensor* q_norm,
   p.num_slots = k_cache.dim(0) * k_cache.dim(1);
   p.k_cache_w = mbf(k_cache);
   p.v_cache_w = mbf(v_cache);
+  p.kv_before_wait = attn_early_kv_enabled();
   const ProfileScope prof(
       this, profiling_ ? fmt::format("qkv_prepare+attention q{} splits{}", p.num_tokens,
                                      p.num_splits)

@@ -55,7 +55,11 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
   __shared__ bool last_block;
 
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
-  pdl_wait();
+  // kv_before_wait (fused only): the metadata, block table and first K/V step are read before
+  // waiting for the previous kernel; no kernel of this step has written them (the fused kernel
+  // stores the new token itself and takes its K/V from shared memory).
+  const bool kv_early = kFused && p.kv_before_wait;
+  if (!kv_early) pdl_wait();
   const int kv_head = blockIdx.x, split = blockIdx.y, seq = blockIdx.z;
   // Independent metadata loads issued together (one round trip).
   const int tok = p.query_indptr[seq];
@@ -73,6 +77,7 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
   if (empty && p.num_splits == 1) return;
 
   if (empty) {
+    if (kv_early) pdl_wait();  // the previous layer's combine may still read the partials
     if (threadIdx.x < G) {
       const int64_t idx =
           (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head0 + threadIdx.x;
@@ -107,6 +112,7 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
       }
     };
     load_step(kv_begin);  // in flight while the query (and new K/V) are prepared
+    if (kv_early) pdl_wait();
 
     if constexpr (kFused) {
       // Rows: the G query heads, then (the block holding position kv_len - 1) K and V.

@@ -6,7 +6,8 @@
 // add + RMSNorm, or SiLU * up). Launched with PDL: the first batch of weights is loaded (longer
 // rows are prefetched into L2) before waiting for the previous kernel. fp32 accumulation.
 // H100, Qwen3-8B batch-1 decode: x in shared memory took 7.34 -> 6.88 ms per token, 16 rows per
-// block (x staged once for twice the rows) 6.88 -> 6.74 ms.
+// block (x staged once for twice the rows) 6.88 -> 6.74 ms. One bf16 row of x with k of 1024,
+// 2048 or 3072 goes to the lean kernel instead (gemv_lean.h).
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -14,6 +15,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/gemv.h"
+#include "kernels/cuda/gemv_lean.h"
 #include "kernels/cuda/pdl.cuh"
 
 namespace hardkv::cuda {
@@ -72,7 +74,8 @@ struct GemvArgs {
   void* out;             // bf16 or F32 [n, m]
   int n = 0;
   int64_t m = 0, k = 0;
-  bool prefetch = false;  // L2-prefetch the rest of long rows before pdl_wait()
+  bool prefetch = false;       // L2-prefetch the rest of long rows before pdl_wait()
+  bool early_trigger = false;  // launch dependents before pdl_wait() (gemv_pdl_early_trigger)
 };
 
 template <typename OutT>
@@ -191,6 +194,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
   const int64_t col0 = row0 + static_cast<int64_t>(warp / kWpr) * kRpw;  // this warp's rows
   const bool valid = col0 < a.m;
   const int64_t k = a.k;
+  if (a.early_trigger) pdl_launch_dependents();
   const bf16* wr[kRpw];
 #pragma unroll
   for (int j = 0; j < kRpw; ++j) wr[j] = a.w + (col0 + j < a.m ? col0 + j : 0) * k;
@@ -222,7 +226,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemv_kernel(const GemvArgs a) {
     }
   }
   pdl_wait();
-  pdl_launch_dependents();
+  if (!a.early_trigger) pdl_launch_dependents();
 
   const bf16* x = a.x;
   if constexpr (kSmemX) {
@@ -327,6 +331,7 @@ void launch_final(const GemvArgs& a, cudaStream_t stream) {
   const size_t smem = kSmemX ? static_cast<size_t>(a.n * a.k) * sizeof(bf16) : 0;
   GemvArgs args = a;
   args.prefetch = pdl_enabled() && gemv_prefetch_enabled();
+  args.early_trigger = gemv_pdl_early_trigger();
   launch_pdl(gemv_kernel<kN, kUnroll, kWpr, kRpw, kPro, kSmemX, OutT>,
              dim3(static_cast<unsigned>(blocks)), dim3(kThreads), smem, stream, args);
 }
@@ -400,6 +405,17 @@ void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, void* out, bool
                  int64_t m, int64_t k, int num_sms, cudaStream_t stream) {
   CUDA_REQUIRE(gemv_supported(x, w, n, k) && m > 0, kInvalidArgument, "gemv: n=", n, " m=", m,
                " k=", k, " (need 1 <= n <= ", kGemvMaxRows, ", k % 8 == 0, 16-byte aligned)");
+  if (!out_f32 && gemv_lean_supported(n, m, k, num_sms)) {
+    LeanGemvArgs l;
+    l.x = x;
+    l.w = w;
+    l.bias = bias;
+    l.out = static_cast<bf16*>(out);
+    l.m = m;
+    l.k = k;
+    launch_gemv_lean(l, num_sms, stream);
+    return;
+  }
   const GemvArgs a = plain_args(x, w, bias, out, n, m, k);
   const bool smem_x = n * k * static_cast<int64_t>(sizeof(bf16)) <= kSmemXBytes &&
                       gemv_smem_x_enabled();
@@ -426,6 +442,23 @@ void launch_add_rms_norm_gemv(bf16* x, bf16* residual, const bf16* norm_w, float
                    aligned16(norm_w) && counter != nullptr,
                kInvalidArgument, "add_rms_norm_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
+  if (gemv_lean_supported(n, m, k, num_sms)) {
+    LeanGemvArgs l;
+    l.x = x;
+    l.x_out = x;
+    l.residual = residual;
+    l.norm_w = norm_w;
+    l.eps = eps;
+    l.counter = counter;
+    l.w = w;
+    l.bias = bias;
+    l.out = out;
+    l.m = m;
+    l.k = k;
+    l.prologue = LeanPrologue::kAddRmsNorm;
+    launch_gemv_lean(l, num_sms, stream);
+    return;
+  }
   GemvArgs a = plain_args(x, w, bias, out, n, m, k);
   a.x_out = x;
   a.residual = residual;
@@ -441,6 +474,18 @@ void launch_silu_mul_gemv(const bf16* gate_up, const bf16* w, const bf16* bias, 
   CUDA_REQUIRE(gemv_prologue_supported(gate_up, w, n, k) && m > 0, kInvalidArgument,
                "silu_mul_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
+  if (gemv_lean_supported(n, m, k, num_sms)) {
+    LeanGemvArgs l;
+    l.x = gate_up;
+    l.w = w;
+    l.bias = bias;
+    l.out = out;
+    l.m = m;
+    l.k = k;
+    l.prologue = LeanPrologue::kSiluMul;
+    launch_gemv_lean(l, num_sms, stream);
+    return;
+  }
   const GemvArgs a = plain_args(gate_up, w, bias, out, n, m, k);
   dispatch<Prologue::kSiluMul, true, bf16>(a, num_sms, stream);
   CUDA_CHECK_LAUNCH();

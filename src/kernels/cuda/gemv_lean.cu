@@ -1,0 +1,250 @@
+// Lean batch-1 GEMV (gemv_lean.h): 8 warps per block, one block per multiprocessor; warp w owns
+// kRpw consecutive weight rows of length kChunks * 256 and each lane holds kChunks 16-byte chunks
+// of every row in registers (the block's whole slice), loaded before pdl_wait(). A 16-warp block
+// pair of the general kernel (gemv.cu) fills the register file, so the next kernel could only
+// become resident when it ended; this one uses about half of it.
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/gemv_lean.h"
+#include "kernels/cuda/pdl.cuh"
+
+namespace hardkv::cuda {
+namespace {
+
+constexpr int kLeanWarps = 8;
+constexpr int kLeanThreads = kLeanWarps * 32;
+constexpr int kChunkElems = 256;    // one 16-byte chunk per lane of a warp: 32 x 8 bf16
+constexpr int kMaxLaneChunks = 24;  // weight registers per lane: 24 x 4 (the register budget)
+
+__device__ __forceinline__ float silu(float g) { return g / (1.f + __expf(-g)); }
+
+// x staged in shared memory from the previous op's output (rounded as the unfused ops round):
+// kNone copies x; kSiluMul xs = bf16(silu(gate) * up); kAddRmsNorm sum_s = bf16(x + residual),
+// xs = bf16(sum * rsqrt(mean(sum^2) + eps) * norm_w), nw holding this thread's norm_w chunks.
+template <int kK, LeanPrologue kPro, int kPer>
+__device__ __forceinline__ void lean_stage_x(const LeanGemvArgs& a, const float (&nw)[kPer][8],
+                                             bf16* xs, bf16* sum_s) {
+  float s[kPer][8];
+  float ss = 0.f;
+#pragma unroll
+  for (int p = 0; p < kPer; ++p) {
+    const int i = (threadIdx.x + p * kLeanThreads) * 8;
+    if (i >= kK) break;
+    if constexpr (kPro == LeanPrologue::kNone) {
+      *reinterpret_cast<uint4*>(xs + i) = *reinterpret_cast<const uint4*>(a.x + i);
+    } else if constexpr (kPro == LeanPrologue::kSiluMul) {
+      float g[8], u[8];
+      load8(a.x + i, g);
+      load8(a.x + kK + i, u);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[p][j] = silu(g[j]) * u[j];
+      store8(xs + i, s[p]);
+    } else {
+      float xv[8];
+      load8(a.x + i, xv);
+      load8(a.residual + i, s[p]);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[p][j] += xv[j];
+      store8(sum_s + i, s[p]);
+      load8(sum_s + i, s[p]);  // the bf16-rounded sum, as a bf16 residual stream holds it
+#pragma unroll
+      for (int j = 0; j < 8; ++j) ss += s[p][j] * s[p][j];
+    }
+  }
+  if constexpr (kPro == LeanPrologue::kAddRmsNorm) {
+    const float inv = rsqrtf(block_sum(ss) / static_cast<float>(kK) + a.eps);
+#pragma unroll
+    for (int p = 0; p < kPer; ++p) {
+      const int i = (threadIdx.x + p * kLeanThreads) * 8;
+      if (i >= kK) break;
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[p][j] = s[p][j] * inv * nw[p][j];
+      store8(xs + i, s[p]);
+    }
+  }
+}
+
+// Register cap: 128 (two blocks' worth) up to 16 chunks per lane, else 160; the compiler would
+// take ~1.5x the weights' registers (fp32 copies scheduled early), crowding out the next kernel.
+template <int kRpw, int kChunks>
+inline constexpr int kLeanMaxRegs = (kRpw * kChunks) <= 16 ? 128 : 160;
+
+template <int kRpw, int kChunks, LeanPrologue kPro>
+__global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, kChunks>))
+    gemv_lean_kernel(const LeanGemvArgs a, bool early_trigger) {
+  constexpr int kK = kChunks * kChunkElems;
+  constexpr int kRows = kLeanWarps * kRpw;
+  constexpr int kPer = (kK / 8 + kLeanThreads - 1) / kLeanThreads;  // x chunks per thread
+  constexpr bool kNorm = kPro == LeanPrologue::kAddRmsNorm;
+  __shared__ __align__(16) bf16 xs[kK];
+  __shared__ __align__(16) bf16 sum_s[kNorm ? kK : 8];
+  __shared__ bool last;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows + warp * kRpw;
+  if (early_trigger) pdl_launch_dependents();
+
+  // Constant inputs (weights, bias, norm weights) before waiting for the previous kernel. Rows
+  // past m load row m - 1 (in bounds; their results are dropped).
+  uint4 wv[kRpw][kChunks];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const bf16* wr = a.w + min(row0 + j, a.m - 1) * kK + lane * 8;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      wv[j][c] = __ldg(reinterpret_cast<const uint4*>(wr + c * kChunkElems));
+    }
+  }
+  float bias[kRpw];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    bias[j] =
+        a.bias != nullptr && lane == 0 ? __bfloat162float(a.bias[min(row0 + j, a.m - 1)]) : 0.f;
+  }
+  float nw[kPer][8];
+  if constexpr (kNorm) {
+#pragma unroll
+    for (int p = 0; p < kPer; ++p) {
+      const int i = (threadIdx.x + p * kLeanThreads) * 8;
+      if (i < kK) load8(a.norm_w + i, nw[p]);
+    }
+  }
+  pdl_wait();
+  if (!early_trigger) pdl_launch_dependents();
+
+  lean_stage_x<kK, kPro, kPer>(a, nw, xs, sum_s);
+  __syncthreads();
+
+  // Two accumulators per row (even / odd elements): shorter dependent FMA chains at kRpw == 1.
+  float acc[kRpw][2];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) acc[j][0] = acc[j][1] = 0.f;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    float xf[8];
+    load8(xs + c * kChunkElems + lane * 8, xf);
+#pragma unroll
+    for (int j = 0; j < kRpw; ++j) {
+      // An empty asm "redefining" the chunk keeps its bf16 -> fp32 unpacking here: hoisted above
+      // the wait, it would double the registers the weights take.
+      uint4& wc = wv[j][c];
+      asm volatile("" : "+r"(wc.x), "+r"(wc.y), "+r"(wc.z), "+r"(wc.w));
+      float wf[8];
+      unpack8(wc, wf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[j][i % 2] = fmaf(wf[i], xf[i], acc[j][i % 2]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const float v = warp_sum(acc[j][0] + acc[j][1]);
+    if (lane == 0 && row0 + j < a.m) a.out[row0 + j] = __float2bfloat16(v + bias[j]);
+  }
+
+  if constexpr (kNorm) {
+    // After the outputs: the last block to get here writes residual and x back. Every block has
+    // read x and residual once the counter reaches gridDim.x (as finish_add_rms_norm in gemv.cu).
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      __threadfence();
+      last = atomicAdd(a.counter, 1u) == gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+#pragma unroll
+    for (int p = 0; p < kPer; ++p) {
+      const int i = (threadIdx.x + p * kLeanThreads) * 8;
+      if (i >= kK) break;
+      *reinterpret_cast<uint4*>(a.residual + i) = *reinterpret_cast<const uint4*>(sum_s + i);
+      *reinterpret_cast<uint4*>(a.x_out + i) = *reinterpret_cast<const uint4*>(xs + i);
+    }
+    if (threadIdx.x == 0) *a.counter = 0;
+  }
+}
+
+bool lean_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_GEMV_LEAN");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+// Rows per warp for (m, k): the fewest of {1, 2, 4, 6} that fit one block per multiprocessor
+// within the register budget; 0 when none does or k is not 1024, 2048 or 3072.
+int lean_rows_per_warp(int64_t m, int64_t k, int num_sms) {
+  if (k != 1024 && k != 2048 && k != 3072) return 0;
+  const int chunks = static_cast<int>(k / kChunkElems);
+  for (int rpw : {1, 2, 4, 6}) {
+    if (chunks * rpw > kMaxLaneChunks) break;
+    if (ceil_div(m, static_cast<int64_t>(kLeanWarps) * rpw) <= num_sms) return rpw;
+  }
+  return 0;
+}
+
+template <int kRpw, int kChunks>
+void launch_shape(const LeanGemvArgs& a, cudaStream_t stream) {
+  const dim3 grid(static_cast<unsigned>(ceil_div(a.m, kLeanWarps * kRpw)));
+  const bool early = gemv_pdl_early_trigger();
+  switch (a.prologue) {
+    case LeanPrologue::kNone:
+      launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kNone>, grid, dim3(kLeanThreads), 0,
+                 stream, a, early);
+      break;
+    case LeanPrologue::kAddRmsNorm:
+      launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kAddRmsNorm>, grid,
+                 dim3(kLeanThreads), 0, stream, a, early);
+      break;
+    case LeanPrologue::kSiluMul:
+      launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kSiluMul>, grid, dim3(kLeanThreads),
+                 0, stream, a, early);
+      break;
+  }
+}
+
+}  // namespace
+
+bool gemv_pdl_early_trigger() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_PDL_EARLY");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  return on;
+}
+
+bool gemv_lean_supported(int64_t n, int64_t m, int64_t k, int num_sms) {
+  return lean_enabled() && n == 1 && m > 0 && lean_rows_per_warp(m, k, num_sms) > 0;
+}
+
+void launch_gemv_lean(const LeanGemvArgs& a, int num_sms, cudaStream_t stream) {
+  const int rpw = lean_rows_per_warp(a.m, a.k, num_sms);
+  CUDA_REQUIRE(rpw > 0, kInvalidArgument, "gemv_lean: m=", a.m, " k=", a.k,
+               " is not supported (see gemv_lean_supported)");
+  CUDA_REQUIRE(
+      a.prologue != LeanPrologue::kAddRmsNorm || (a.residual && a.norm_w && a.x_out && a.counter),
+      kInvalidArgument, "gemv_lean: the add_rms_norm prologue needs its inputs");
+  // The dispatch list: (rows per warp, chunks per lane) with chunks * rows <= kMaxLaneChunks.
+  const int chunks = static_cast<int>(a.k / kChunkElems);
+  if (chunks == 4 && rpw == 1) {
+    launch_shape<1, 4>(a, stream);
+  } else if (chunks == 4 && rpw == 2) {
+    launch_shape<2, 4>(a, stream);
+  } else if (chunks == 4 && rpw == 4) {
+    launch_shape<4, 4>(a, stream);
+  } else if (chunks == 4 && rpw == 6) {
+    launch_shape<6, 4>(a, stream);
+  } else if (chunks == 8 && rpw == 1) {
+    launch_shape<1, 8>(a, stream);
+  } else if (chunks == 8 && rpw == 2) {
+    launch_shape<2, 8>(a, stream);
+  } else if (chunks == 12 && rpw == 1) {
+    launch_shape<1, 12>(a, stream);
+  } else {
+    CUDA_REQUIRE(false, kInternal, "gemv_lean: no kernel for ", rpw, " rows x ", chunks, " chunks");
+  }
+  CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace hardkv::cuda
