@@ -129,6 +129,15 @@ void set_decode_variant(PagedAttentionParams& p, int num_sms) {
   p.occupancy4 = occupancy4 && blocks >= int64_t{8} * num_sms;
 }
 
+// Small decode grids (<= 4 blocks per multiprocessor) of 2-16 splits merge their splits inside a
+// thread-block cluster instead of in the combine kernel. HARDKV_ATTN_CLUSTER=0 turns it off.
+bool use_cluster_merge(const PagedAttentionParams& p, int num_sms) {
+  static const bool enabled = env_not_zero("HARDKV_ATTN_CLUSTER");
+  const int64_t blocks = static_cast<int64_t>(p.num_kv_heads) * p.num_splits * p.num_seqs;
+  return enabled && p.num_splits > 1 && p.num_splits <= kDecodeMaxClusterSplits &&
+         blocks <= int64_t{4} * num_sms;
+}
+
 }  // namespace
 
 size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
@@ -157,7 +166,8 @@ size_t plan_paged_attention(PagedAttentionParams& p, int num_sms) {
   p.num_splits = static_cast<int>(splits);
   p.kv_chunk = static_cast<int>(tiles_per_split * kAttentionKvTile);
   if (decode) set_decode_variant(p, num_sms);
-  if (p.num_splits == 1) return 0;
+  p.cluster_merge = decode && use_cluster_merge(p, num_sms);
+  if (p.num_splits == 1 || p.cluster_merge) return 0;
   const size_t rows = static_cast<size_t>(p.num_tokens) * p.num_q_heads;
   return static_cast<size_t>(p.num_splits) * rows * (p.head_dim + 2);
 }
@@ -173,7 +183,7 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
                "attention: plan_paged_attention() was not called");
   CUDA_REQUIRE(p.num_splits <= kMaxSplits, kInternal, "attention: ", p.num_splits, " splits > ",
                kMaxSplits);
-  CUDA_REQUIRE(p.num_splits == 1 || (p.partial_o && p.partial_ml), kInternal,
+  CUDA_REQUIRE(p.num_splits == 1 || p.cluster_merge || (p.partial_o && p.partial_ml), kInternal,
                "attention: ", p.num_splits, " splits need a workspace");
   CUDA_REQUIRE(static_cast<int64_t>(p.num_splits) * p.kv_chunk >= p.max_kv_len, kInternal,
                "attention: splits cover ", p.num_splits * p.kv_chunk, " of ", p.max_kv_len,
@@ -185,6 +195,16 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
                kInternal, "attention: fused q/k/v preparation needs the decode kernel and its "
                "inputs (max_query_len ", p.max_query_len, ", head_dim ", p.head_dim, ")");
   if (p.num_seqs == 0 || p.num_tokens == 0) return;
+  if (p.cluster_merge && !(decode && p.num_splits <= kDecodeMaxClusterSplits &&
+                           p.split_counters == nullptr)) {
+    // A plan changed after plan_paged_attention (more splits, in-kernel merge): no clusters.
+    CUDA_REQUIRE(p.partial_o && p.partial_ml, kInternal, "attention: ", p.num_splits,
+                 " splits need a workspace");
+    PagedAttentionParams plain = p;
+    plain.cluster_merge = false;
+    launch_paged_attention(plain, stream);
+    return;
+  }
   if (decode) {
     launch_decode_attention(p, stream);
   } else if (use_prefill_kernel(p)) {
@@ -192,7 +212,7 @@ void launch_paged_attention(const PagedAttentionParams& p, cudaStream_t stream) 
   } else {
     launch_general(p, stream);
   }
-  if (p.num_splits > 1 && !(decode && p.split_counters != nullptr)) {
+  if (p.num_splits > 1 && !p.cluster_merge && !(decode && p.split_counters != nullptr)) {
     const int64_t rows = static_cast<int64_t>(p.num_tokens) * p.num_q_heads;
     launch_pdl(combine_splits_kernel, dim3(static_cast<unsigned>(rows)), dim3(kCombineThreads), 0,
                stream, p.partial_o, p.partial_ml, p.out, p.num_splits, rows, p.head_dim);

@@ -41,6 +41,10 @@ struct PagedAttentionParams {
   // head) to finish merges the partials itself (no combine kernel). [num_seqs * num_kv_heads],
   // zero on entry, left zero.
   unsigned* split_counters = nullptr;
+  // Decode kernel only (plan_paged_attention sets it; 2 <= num_splits <= 16): the split blocks of
+  // each (sequence, KV head) run as one thread-block cluster and merge in distributed shared
+  // memory; no workspace, no combine kernel.
+  bool cluster_merge = false;
   // Decode kernel only (plan_paged_attention sets it): groups 1-2 run the variant compiled for 4
   // resident blocks per multiprocessor (<= 128 registers) instead of the compiler's register
   // choice (~168 registers, 3 blocks).
@@ -68,6 +72,7 @@ struct PagedAttentionParams {
 
 inline constexpr int kAttentionKvTile = 64;   // KV positions per shared-memory tile
 inline constexpr int kAttentionRowTile = 16;  // (query token, head-in-group) rows per block
+inline constexpr int kDecodeMaxClusterSplits = 16;  // cluster_merge: the largest cluster
 
 // Chooses num_splits and kv_chunk so that the grid holds about four blocks per multiprocessor
 // (decode at small batch), and returns the workspace size in floats.

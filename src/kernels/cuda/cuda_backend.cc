@@ -565,7 +565,7 @@ PagedAttentionParams CudaBackend::attention_params(const Tensor& q, const Tensor
   }
   const bool decode_kernel =
       p.max_query_len == 1 && decode_attention_supported(p.head_dim, p.num_q_heads / p.num_kv_heads);
-  if (p.num_splits > 1 && decode_kernel && attn_combine_enabled() &&
+  if (p.num_splits > 1 && decode_kernel && !p.cluster_merge && attn_combine_enabled() &&
       static_cast<int64_t>(p.num_seqs) * p.num_kv_heads <= kAttnCounters) {
     p.split_counters = attn_counters_;
   }

@@ -6,8 +6,12 @@
 // state (m, l, o) per head. The workers' states merge through shared memory at the end.
 // kFused: the block first builds its query heads from the fused q/k/v projection (per-head norm,
 // RoPE) and the block owning the new token's position stores its K/V (qkv_prepare folded in).
-// With split_counters, the last split block of a (sequence, KV head) merges the partials.
+// With split_counters, the last split block of a (sequence, KV head) merges the partials; with
+// cluster_merge, the split blocks of a (sequence, KV head) form one thread-block cluster and merge
+// through distributed shared memory (no partials in global memory, no combine kernel).
 #pragma once
+
+#include <cooperative_groups.h>
 
 #include <cmath>
 #include <type_traits>
@@ -53,6 +57,7 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
   __shared__ __align__(16) bf16 q_s[kFused ? G : 1][D];
   __shared__ __align__(16) bf16 kv_new_s[kFused ? 2 : 1][D];
   __shared__ bool last_block;
+  __shared__ float cm_s[G][2];  // cluster_merge: this block's (max, sum) per head
 
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
   // kv_before_wait (fused only): the metadata, block table and first K/V step are read before
@@ -78,7 +83,12 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
 
   if (empty) {
     if (kv_early) pdl_wait();  // the previous layer's combine may still read the partials
-    if (threadIdx.x < G) {
+    if (p.cluster_merge) {
+      if (threadIdx.x < G) {
+        cm_s[threadIdx.x][0] = -INFINITY;
+        cm_s[threadIdx.x][1] = 0.f;
+      }
+    } else if (threadIdx.x < G) {
       const int64_t idx =
           (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head0 + threadIdx.x;
       p.partial_ml[idx * 2] = -INFINITY;
@@ -271,6 +281,12 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
       const int head = head0 + g;
       if (p.num_splits == 1) {
         p.out[(static_cast<int64_t>(tok) * p.num_q_heads + head) * D + d] = __float2bfloat16(val);
+      } else if (p.cluster_merge) {
+        o_s[0][g][d] = val;  // only this thread reads and writes (g, d) of o_s here
+        if (d == 0) {
+          cm_s[g][0] = mx;
+          cm_s[g][1] = sum;
+        }
       } else {
         const int64_t idx =
             (static_cast<int64_t>(split) * p.num_tokens + tok) * p.num_q_heads + head;
@@ -281,6 +297,44 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
         }
       }
     }
+  }
+  if (p.num_splits > 1 && p.cluster_merge) {
+    // Every split block's (max, sum, o) is in its shared memory; block `split` of the cluster
+    // merges the output elements split * kThreads + i (as combine_splits_kernel weighs them),
+    // reading the others' through distributed shared memory. The second barrier keeps each
+    // block's shared memory alive until all have read it.
+    namespace cg = cooperative_groups;
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();
+    const int ns = p.num_splits;
+    for (int i = split * T::kThreads + threadIdx.x; i < G * D; i += ns * T::kThreads) {
+      const int g = i / D, d = i % D;
+      float ms[kDecodeMaxClusterSplits], ls[kDecodeMaxClusterSplits];
+      float mx = -INFINITY;
+#pragma unroll
+      for (int s = 0; s < kDecodeMaxClusterSplits; ++s) {  // independent loads, all in flight
+        ms[s] = -INFINITY;
+        ls[s] = 0.f;
+        if (s < ns) {
+          const float* ml = cluster.map_shared_rank(&cm_s[g][0], s);
+          ms[s] = ml[0];
+          ls[s] = ml[1];
+        }
+        mx = fmaxf(mx, ms[s]);
+      }
+      float wsum = 0.f, acc = 0.f;
+#pragma unroll
+      for (int s = 0; s < kDecodeMaxClusterSplits; ++s) {
+        if (ls[s] == 0.f) continue;  // an empty split (or past ns): its o was never written
+        const float w = ls[s] * exp2f(ms[s] - mx);
+        wsum += w;
+        acc += w * cluster.map_shared_rank(&o_s[0][g][d], s)[0];
+      }
+      p.out[(static_cast<int64_t>(tok) * p.num_q_heads + head0 + g) * D + d] =
+          __float2bfloat16(wsum > 0.f ? acc / wsum : 0.f);
+    }
+    cluster.sync();
+    return;
   }
   if (p.num_splits == 1 || p.split_counters == nullptr) return;
 
@@ -345,13 +399,16 @@ void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t st
   // contiguous [num_kv_heads, D] slot rows instead of one D-slice per 2 KB or so.
   const dim3 grid(static_cast<unsigned>(p.num_kv_heads), static_cast<unsigned>(p.num_splits),
                   static_cast<unsigned>(p.num_seqs));
+  // cluster_merge: the num_splits blocks of a (KV head, sequence) form one cluster.
+  const unsigned cluster = p.cluster_merge && p.num_splits > 1 ? p.num_splits : 0;
   auto launch = [&](auto min_blocks) {
     constexpr int kMin = decltype(min_blocks)::value;
     if (p.qkv != nullptr) {
-      launch_pdl(decode_attention_kernel<D, G, true, kMin>, grid, dim3(T::kThreads), 0, stream, p);
+      launch_pdl_cluster(decode_attention_kernel<D, G, true, kMin>, grid, dim3(T::kThreads), 0,
+                         stream, dim3(1, cluster, 1), p);
     } else {
-      launch_pdl(decode_attention_kernel<D, G, false, kMin>, grid, dim3(T::kThreads), 0, stream,
-                 p);
+      launch_pdl_cluster(decode_attention_kernel<D, G, false, kMin>, grid, dim3(T::kThreads), 0,
+                         stream, dim3(1, cluster, 1), p);
     }
   };
   bool done = false;
