@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <tuple>
+#include <vector>
 
 namespace hardkv::cuda {
 
@@ -27,11 +28,34 @@ class LtGemm {
   void run(const __nv_bfloat16* x, const __nv_bfloat16* w, const __nv_bfloat16* bias, void* out,
            bool out_f32, int64_t n, int64_t m, int64_t k, cudaStream_t stream);
 
+  // One of cuBLASLt's heuristic algorithms for a shape, timed (bench_gemm).
+  struct Candidate {
+    int rank = 0;       // position in cuBLASLt's heuristic order (0 = what run() uses)
+    float us = 0.f;     // time per call of reps back-to-back calls (best of 3), microseconds;
+                        // < 0 when the call failed
+    float waves = 0.f;  // cuBLASLt's wave count estimate for the algorithm
+    size_t workspace = 0;
+  };
+  // Times up to max_algos heuristic algorithms for the shape of run(x, w, bias, out, ...) on
+  // stream (reps back-to-back calls, best of 3, after 2 warm-up calls; out is overwritten). w holds
+  // w_copies consecutive [m, k] matrices, used in turn so that the weights do not stay in L2 as one
+  // layer's would not. Synchronises stream.
+  std::vector<Candidate> time_candidates(const __nv_bfloat16* x, const __nv_bfloat16* w,
+                                         const __nv_bfloat16* bias, void* out, bool out_f32,
+                                         int64_t n, int64_t m, int64_t k, cudaStream_t stream,
+                                         int max_algos, int reps, int w_copies);
+
  private:
   struct Plan;
   // (n, m, k, out_f32, has_bias, alignment of x, w, out, bias)
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, bool, int, int, int, int>;
+  static Key key_for(const void* x, const void* w, const void* bias, const void* out, bool out_f32,
+                     int64_t n, int64_t m, int64_t k);
+  // The descriptors of key's problem into plan; cuBLASLt's first max_algos heuristic algorithms.
+  std::vector<cublasLtMatmulHeuristicResult_t> describe(Plan& plan, const Key& key, int max_algos);
   Plan& plan_for(const Key& key);
+  void matmul(Plan& plan, const cublasLtMatmulAlgo_t& algo, const __nv_bfloat16* x,
+              const __nv_bfloat16* w, const __nv_bfloat16* bias, void* out, cudaStream_t stream);
 
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;  // device, workspace_bytes_
