@@ -20,6 +20,10 @@ struct EngineConfig {
   // replay CUDA graphs captured per padded batch size (1, 2, 4, 8, then steps of 8).
   bool enforce_eager = false;
   int max_graph_batch_size = 512;
+  // CUDA, dense mode: capture the decode graphs at start-up (every batch-size and KV-length bucket
+  // a step can use; about 80 graphs and under a second for the defaults, as vLLM does) instead
+  // of on a step's first use, so that no step of a running request waits for a capture.
+  bool graph_warmup = true;
   // Tokens per KV block. 16 (as vLLM): prefix-cache hits at 16-token granularity and at most 15
   // wasted slots per sequence; the CPU attention loop walks blocks, so larger blocks buy nothing
   // there. The CUDA backend may prefer another size (set it here).

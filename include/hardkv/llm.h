@@ -37,7 +37,9 @@ struct EngineStats {
   int64_t kv_condensed_bytes_now = 0;  // hard: head-pages (masked tokens included)
   int64_t kv_sparse_bytes_now = 0;     // hard: masked part of the condensed bytes (reclaimable)
   int64_t kv_compression_events = 0;   // hard: events run so far
-  int64_t num_graph_captures = 0;      // CUDA graphs captured for decode steps
+  int64_t num_graph_captures = 0;      // CUDA graphs captured for decode steps (while serving)
+  int64_t num_warmup_graphs = 0;       // decode graphs captured at start-up (graph_warmup)
+  double warmup_seconds = 0;           // wall seconds of that start-up capture
   int64_t num_graph_replays = 0;       // decode steps replayed from a captured graph
   // Wall seconds in the model step (forward + sampling, results on the host) by step kind:
   // decode-only steps (one new token per sequence) and steps with prefill tokens.

@@ -113,6 +113,8 @@ int run_bench(const BenchFlags& f) {
                         {"kv_compression_events", st.kv_compression_events},
                         {"graph_captures", st.num_graph_captures},
                         {"graph_replays", st.num_graph_replays},
+                        {"warmup_graphs", st.num_warmup_graphs},
+                        {"warmup_seconds", st.warmup_seconds},
                         {"decode_steps", st.num_decode_steps},
                         {"decode_step_seconds", st.decode_step_seconds},
                         {"prefill_step_seconds", st.prefill_step_seconds}};
@@ -121,11 +123,12 @@ int run_bench(const BenchFlags& f) {
     std::printf(
         "Requests: %d, input tokens: %lld, output tokens: %lld, time: %.2fs, throughput: "
         "%.2f tok/s (%lld steps, %lld preemptions, %d KV blocks x %d tokens, %lld graph "
-        "replays / %lld captures%s)\n",
+        "replays / %lld captures, %lld graphs captured at start in %.2fs%s)\n",
         f.num_seqs, static_cast<long long>(input_tokens), static_cast<long long>(output_tokens),
         seconds, tps, static_cast<long long>(st.num_steps),
         static_cast<long long>(st.num_preemptions), st.num_kv_blocks, st.kv_block_size,
         static_cast<long long>(st.num_graph_replays), static_cast<long long>(st.num_graph_captures),
+        static_cast<long long>(st.num_warmup_graphs), st.warmup_seconds,
         errors ? ", SOME REQUESTS FAILED" : "");
   }
   if (!f.json) {

@@ -16,9 +16,9 @@ void add_engine_flags(CLI::App* app, EngineFlags& f, const std::string& max_num_
   app->add_option("--kv-cache-bytes", e.cpu_kv_cache_bytes,
                   "CPU: bytes for the KV pool when --num-kv-blocks is not given")
       ->capture_default_str();
-  f.max_num_seqs_opt = app->add_option("--max-num-seqs", e.max_num_seqs,
-                                       "Running sequences at most (default: " +
-                                           max_num_seqs_default + ")");
+  f.max_num_seqs_opt =
+      app->add_option("--max-num-seqs", e.max_num_seqs,
+                      "Running sequences at most (default: " + max_num_seqs_default + ")");
   app->add_option("--max-num-batched-tokens", e.max_num_batched_tokens,
                   "Tokens per engine step (prefill is chunked to fit)")
       ->capture_default_str();
@@ -33,6 +33,8 @@ void add_engine_flags(CLI::App* app, EngineFlags& f, const std::string& max_num_
   app->add_option("--max-graph-batch-size", e.max_graph_batch_size,
                   "CUDA: largest decode batch run as a CUDA graph")
       ->capture_default_str();
+  app->add_flag("--no-graph-warmup", f.no_graph_warmup,
+                "CUDA: capture each decode graph on first use instead of at start-up");
   app->add_flag("--no-prefix-caching", f.no_prefix_caching, "Disable prefix caching");
   add_kv_flags(app, f.kv);
 }
@@ -40,6 +42,7 @@ void add_engine_flags(CLI::App* app, EngineFlags& f, const std::string& max_num_
 EngineConfig engine_config_from_flags(const EngineFlags& f, int num_requests) {
   EngineConfig config = f.engine;
   config.enable_prefix_caching = !f.no_prefix_caching;
+  config.graph_warmup = config.graph_warmup && !f.no_graph_warmup;
   apply_kv_flags(f.kv, config);
   if (f.max_num_seqs_opt == nullptr || f.max_num_seqs_opt->count() == 0) {
     config.max_num_seqs = std::min(config.max_num_seqs, num_requests);

@@ -13,6 +13,7 @@ namespace hardkv::cli {
 struct EngineFlags {
   EngineConfig engine;
   bool no_prefix_caching = false;
+  bool no_graph_warmup = false;
   CLI::Option* max_num_seqs_opt = nullptr;
   KVFlags kv;
 };

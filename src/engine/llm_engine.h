@@ -67,6 +67,8 @@ class LLMEngine {
   std::unique_ptr<Model> model_;
   std::optional<Tokenizer> tokenizer_;  // absent when the model dir has no tokenizer.json
   EngineLimits limits_;
+  int64_t num_warmup_graphs_ = 0;  // decode graphs captured by the start-up warm-up
+  double warmup_seconds_ = 0;
   KVCache kv_;
   std::unique_ptr<BlockManager> block_manager_;  // dense mode
   std::unique_ptr<HardKVSpace> hard_kv_;         // hard mode

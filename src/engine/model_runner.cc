@@ -56,8 +56,8 @@ SampleRows sample_rows(const SchedulerOutput& out) {
     rows.top_p.push_back(p.top_p);
     rows.min_p.push_back(p.min_p);
     // The first draw of the token's own stream (what sample_token would use).
-    rows.uniform.push_back(p.temperature == 0.0f ? 0.0
-                                                 : Rng(token_rng_seed(seq.rng_seed, idx)).next_double());
+    rows.uniform.push_back(
+        p.temperature == 0.0f ? 0.0 : Rng(token_rng_seed(seq.rng_seed, idx)).next_double());
     rows.forced.push_back(idx < static_cast<int>(p.forced_tokens.size()) ? p.forced_tokens[idx]
                                                                          : -1);
     rows.logprobs = rows.logprobs || p.logprobs;
@@ -74,8 +74,8 @@ int graph_batch_size(int n) {
 size_t forward_metadata_bytes(const ForwardBatch& b) {
   size_t words = 0;
   for (const std::vector<int32_t>* a :
-       {&b.token_ids, &b.positions, &b.slot_mapping, &b.logits_indices, &b.query_indptr,
-        &b.kv_lens, &b.block_indptr, &b.block_indices}) {
+       {&b.token_ids, &b.positions, &b.slot_mapping, &b.logits_indices, &b.query_indptr, &b.kv_lens,
+        &b.block_indptr, &b.block_indices}) {
     words += (a->size() + 15) / 16 * 16;
   }
   return (std::max<size_t>(words, 1) * sizeof(int32_t) + 255) / 256 * 256;
@@ -107,8 +107,27 @@ int reuse_graph_kv_bound(const std::vector<std::pair<int, int>>& captured, int b
   return best;
 }
 
-ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound,
-                              int block_size) {
+std::vector<int> warmup_graph_batches(int max_graph_batch) {
+  std::vector<int> sizes;
+  for (int n : {1, 2, 4, 8}) {
+    if (n <= max_graph_batch) sizes.push_back(n);
+  }
+  const int cap = max_graph_batch / 8 * 8;  // the largest graph batch size <= max_graph_batch
+  while (!sizes.empty() && sizes.back() >= 8 && sizes.back() < cap) {
+    const int need = sizes.back() + 8;  // the smallest graph batch not yet served
+    sizes.push_back(std::min(std::max(need + 8, need * 5 / 4) / 8 * 8, cap));
+  }
+  return sizes;
+}
+
+std::vector<int> warmup_kv_bounds(int max_kv_len) {
+  std::vector<int> bounds;
+  for (int b = 256; b < max_kv_len; b *= 2) bounds.push_back(b);
+  bounds.push_back(max_kv_len);
+  return bounds;
+}
+
+ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound, int block_size) {
   const int n = static_cast<int>(b.kv_lens.size());
   const int width = (kv_bound + block_size - 1) / block_size;  // block-table entries per row
   HARDKV_ASSERT(n <= batch_size && static_cast<int>(b.token_ids.size()) == n &&
@@ -156,6 +175,29 @@ std::vector<std::pair<int, int>> ModelRunner::captured() const {
   return keys;
 }
 
+int ModelRunner::warm_up_graphs() {
+  if (!options_.use_graphs || hard_) return 0;
+  Backend& be = model_->backend();
+  const ForwardBatch none;  // no real rows: every row pads
+  int captured_now = 0;
+  for (const int rows : warmup_graph_batches(options_.max_graph_batch)) {
+    for (const int bound : warmup_kv_bounds(options_.max_kv_len)) {
+      std::unique_ptr<StepGraph>& graph = graphs_[{rows, bound}];
+      if (graph) continue;
+      const ForwardBatch step = pad_decode_batch(none, rows, bound, kv_->block_size);
+      if (forward_metadata_bytes(step) > be.graph_copy_bytes()) continue;  // runs eagerly
+      be.begin_capture(bound);
+      model_->forward(step, *kv_, nullptr);
+      graph = be.end_capture();
+      be.launch_graph(*graph);  // uploads it; the all-padding step stores nothing
+      be.release_scratch();
+      ++captured_now;
+    }
+  }
+  be.synchronize();
+  return captured_now;
+}
+
 Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int graph_rows) {
   Backend& be = model_->backend();
   int max_len = 1;
@@ -185,6 +227,7 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int
     logits = model_->forward(step, *kv_, hook);
     if (be.end_replay(*graph)) {
       ++num_replays_;
+      replay_launched_ = std::chrono::steady_clock::now();
     } else {
       graph.reset();  // the op sequence changed (e.g. scratch moved): capture anew
       be.release_scratch();
@@ -204,16 +247,18 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int
 SampleResult ModelRunner::run(const SchedulerOutput& out) {
   SampleResult sampled;
   if (out.empty()) return sampled;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t replays_before = num_replays_;
   Backend& be = model_->backend();
   const int num_seqs = static_cast<int>(out.seqs.size());
   const bool decode_only = std::all_of(out.seqs.begin(), out.seqs.end(), [](const ScheduledSeq& s) {
     return s.num_new_tokens == 1 && s.sample;
   });
-  const bool graphed = options_.use_graphs && decode_only &&
-                       graph_batch_size(num_seqs) <= options_.max_graph_batch;
+  const bool graphed =
+      options_.use_graphs && decode_only && graph_batch_size(num_seqs) <= options_.max_graph_batch;
   const int graph_rows = graphed ? reuse_graph_batch(captured(), graph_batch_size(num_seqs)) : 0;
-  const ForwardBatch batch = hard_ ? hard_->begin_step(out, graph_rows)
-                                   : build_forward_batch(out, kv_->block_size);
+  const ForwardBatch batch =
+      hard_ ? hard_->begin_step(out, graph_rows) : build_forward_batch(out, kv_->block_size);
   Tensor logits = graphed ? forward_graphed(batch, num_seqs, graph_rows)
                           : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
   if (out.num_samples > 0) {
@@ -221,6 +266,11 @@ SampleResult ModelRunner::run(const SchedulerOutput& out) {
     sampled = be.sample(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens
   }
   be.release_scratch();
+  if (num_replays_ > replays_before) {
+    using Sec = std::chrono::duration<double>;
+    replay_prep_s_ += Sec(replay_launched_ - t0).count();
+    replay_wait_s_ += Sec(std::chrono::steady_clock::now() - replay_launched_).count();
+  }
   return sampled;
 }
 

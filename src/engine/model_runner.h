@@ -4,6 +4,7 @@
 // which other requests share the step, or on a preemption).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,13 +46,20 @@ size_t forward_metadata_bytes(const ForwardBatch& b);
 // fixed-size metadata, so that every step with the same (batch_size, kv_bound) has the same shape:
 // block tables padded to kv_bound / block_size entries per sequence; padding rows attend to one
 // token of block 0 and store nothing (slot -1). Requires decode-only `b` and kv_lens <= kv_bound.
-ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound,
-                              int block_size);
+ForwardBatch pad_decode_batch(const ForwardBatch& b, int batch_size, int kv_bound, int block_size);
+
+// Decode-graph warm-up (dense mode): the batch sizes and KV bounds to capture at start so that
+// every decode step finds a graph through reuse_graph_batch / reuse_graph_kv_bound. Batches: 1, 2,
+// 4, 8, then each next size the largest multiple of 8 that still serves the smallest need above
+// the last (max(need + 8, need * 5 / 4)), up to max_graph_batch. Bounds: 256, 512, ... below
+// max_kv_len, then max_kv_len (the buckets forward_graphed picks).
+std::vector<int> warmup_graph_batches(int max_graph_batch);
+std::vector<int> warmup_kv_bounds(int max_kv_len);
 
 struct ModelRunnerOptions {
-  bool use_graphs = false;   // replay step graphs for decode steps (backend must support them)
-  int max_graph_batch = 0;   // largest padded decode batch run as a graph
-  int max_kv_len = 0;        // the engine's max_model_len: the largest graph kv_bound
+  bool use_graphs = false;  // replay step graphs for decode steps (backend must support them)
+  int max_graph_batch = 0;  // largest padded decode batch run as a graph
+  int max_kv_len = 0;       // the engine's max_model_len: the largest graph kv_bound
 };
 
 class ModelRunner {
@@ -66,8 +74,19 @@ class ModelRunner {
   // entry with sample == true, in order.
   SampleResult run(const SchedulerOutput& out);
 
+  // Captures the decode graphs of every (warmup_graph_batches x warmup_kv_bounds) key on an
+  // all-padding step (nothing stored in the KV cache), as vLLM does at start-up, so that serving
+  // never stalls on a capture. Dense mode with graphs only (else a no-op); returns the number
+  // captured. Synchronises the backend.
+  int warm_up_graphs();
+
   int64_t num_graph_captures() const { return num_captures_; }
   int64_t num_graph_replays() const { return num_replays_; }
+  // Host seconds of replayed decode steps from run()'s start until the graph launch was queued
+  // (the device idles for at least this long: the previous step ended with a sync), and from then
+  // until the sampled tokens were back.
+  double replay_prep_seconds() const { return replay_prep_s_; }
+  double replay_wait_seconds() const { return replay_wait_s_; }
 
  private:
   // Forward of a decode step of num_rows sequences through the graph of (graph_rows, its KV
@@ -84,6 +103,8 @@ class ModelRunner {
   std::map<std::pair<int, int>, std::unique_ptr<StepGraph>> graphs_;  // (batch, kv_bound)
   int64_t num_captures_ = 0;
   int64_t num_replays_ = 0;
+  double replay_prep_s_ = 0, replay_wait_s_ = 0;
+  std::chrono::steady_clock::time_point replay_launched_;  // set when a replay is queued
 };
 
 }  // namespace hardkv

@@ -203,9 +203,12 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
 
   // qkv_prepare_attention's precondition: each query token is stored at the slot of its own KV
   // position (kv_len - q_len + j), as the engine lays steps out; otherwise the separate ops run.
+  // A padding row of a graph step (one query token, slot -1: nothing stored, its output unused)
+  // does not count against it.
   bool slots_match_positions = true;
   for (int64_t s = 0; s < num_seqs && slots_match_positions; ++s) {
     const int32_t q_begin = b.query_indptr[s], q_len = b.query_indptr[s + 1] - q_begin;
+    if (q_len == 1 && b.slot_mapping[q_begin] == -1) continue;
     for (int32_t j = 0; j < q_len; ++j) {
       const int64_t pos = b.kv_lens[s] - q_len + j;
       const int64_t blk = b.block_indptr[s] + pos / kv.block_size;

@@ -2,7 +2,6 @@
 // nothing is left for it), and decode steps replayed from CUDA graphs (padded batches, KV-length
 // buckets) scoring forced tokens like eager steps, to bf16 level.
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cmath>
@@ -20,8 +19,8 @@ namespace {
 
 const std::string& tiny_bf16_dir() {
   static const std::string dir = [] {
-    const auto p = std::filesystem::temp_directory_path() /
-                   ("hardkv_cuda_engine_" + std::to_string(getpid()));
+    const auto p =
+        std::filesystem::temp_directory_path() / ("hardkv_cuda_engine_" + std::to_string(getpid()));
     RandomCheckpointOptions opt;
     opt.seed = 11;
     opt.dtype = DType::kBF16;
@@ -88,23 +87,39 @@ TEST(CudaEngine, GraphedDecodeScoresLikeEager) {
   LLM eager(tiny_bf16_dir(), eager_c);
   const auto e = eager.generate(prompts, params, false);
   EXPECT_EQ(eager.stats().num_graph_replays, 0);
-  LLM graphed(tiny_bf16_dir(), cuda_config());
-  const auto g = graphed.generate(prompts, params, false);
-  const EngineStats st = graphed.stats();
-  EXPECT_GT(st.num_graph_captures, 2);  // several batch sizes and KV buckets
-  EXPECT_GT(st.num_graph_replays, 200);
-  double max_diff = 0;
-  for (size_t r = 0; r < prompts.size(); ++r) {
-    ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
-    ASSERT_EQ(g[r].logprobs.size(), e[r].logprobs.size());
-    for (size_t i = 0; i < g[r].logprobs.size(); ++i) {
-      max_diff = std::max(max_diff, static_cast<double>(std::fabs(g[r].logprobs[i] - e[r].logprobs[i])));
+  // Graphs captured at start-up (the default: every step must find one, so none is captured
+  // while serving) and on first use (graph_warmup off).
+  for (const bool warmup : {true, false}) {
+    EngineConfig c = cuda_config();
+    c.graph_warmup = warmup;
+    LLM graphed(tiny_bf16_dir(), c);
+    const auto g = graphed.generate(prompts, params, false);
+    const EngineStats st = graphed.stats();
+    if (warmup) {
+      EXPECT_GT(st.num_warmup_graphs, 2);
+      EXPECT_EQ(st.num_graph_captures, 0);
+    } else {
+      EXPECT_EQ(st.num_warmup_graphs, 0);
+      EXPECT_GT(st.num_graph_captures, 2);  // several batch sizes and KV buckets
     }
+    EXPECT_GT(st.num_graph_replays, 200);
+    double max_diff = 0;
+    for (size_t r = 0; r < prompts.size(); ++r) {
+      ASSERT_EQ(g[r].token_ids, params[r].forced_tokens) << g[r].error;
+      ASSERT_EQ(g[r].logprobs.size(), e[r].logprobs.size());
+      for (size_t i = 0; i < g[r].logprobs.size(); ++i) {
+        max_diff =
+            std::max(max_diff, static_cast<double>(std::fabs(g[r].logprobs[i] - e[r].logprobs[i])));
+      }
+    }
+    std::printf(
+        "graph vs eager (warm-up %d): %lld + %lld captures, %lld replays, max |logprob "
+        "diff| %.4g\n",
+        warmup, static_cast<long long>(st.num_warmup_graphs),
+        static_cast<long long>(st.num_graph_captures), static_cast<long long>(st.num_graph_replays),
+        max_diff);
+    EXPECT_LT(max_diff, 0.05);  // bf16 activations; GEMM shapes differ with padding
   }
-  std::printf("graph vs eager: %lld captures, %lld replays, max |logprob diff| %.4g\n",
-              static_cast<long long>(st.num_graph_captures),
-              static_cast<long long>(st.num_graph_replays), max_diff);
-  EXPECT_LT(max_diff, 0.05);  // bf16 activations; GEMM shapes differ with padding
 }
 
 }  // namespace

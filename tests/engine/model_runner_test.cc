@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace hardkv {
 namespace {
 
@@ -60,7 +62,7 @@ TEST(ModelRunner, ReusesCapturedGraphsNearTheNeededShape) {
   EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 512), 512);
   EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 256), 512);
   EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 1024), 2048);
-  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 128), 128);   // 512 is over twice the need
+  EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 128), 128);    // 512 is over twice the need
   EXPECT_EQ(reuse_graph_kv_bound(captured, 64, 4096), 4096);  // never a smaller bound
   EXPECT_EQ(reuse_graph_kv_bound(captured, 8, 1024), 1024);   // other batches do not count
 }
@@ -82,6 +84,40 @@ TEST(ModelRunner, CountsTheMetadataBytesOfAStep) {
   // 512 rows x 2,560 block-table entries dominate: 5 MiB and a little.
   EXPECT_EQ(forward_metadata_bytes(wide),
             (4 * 512 + 2 * 528 + 512 + 512 * 2560) * 4 / 256 * 256 + 256);
+}
+
+// The start-up warm-up must leave no decode step without a graph: for every batch a step can have
+// (1 .. max graph batch) and every KV length, the reuse rules pick a warmed-up key.
+TEST(ModelRunner, WarmUpCoversEveryDecodeStepShape) {
+  EXPECT_EQ(warmup_graph_batches(512),
+            (std::vector<int>{1, 2, 4, 8, 24, 40, 56, 80, 104, 136, 176, 224, 288, 368, 464, 512}));
+  EXPECT_EQ(warmup_graph_batches(4), (std::vector<int>{1, 2, 4}));
+  EXPECT_EQ(warmup_kv_bounds(4096), (std::vector<int>{256, 512, 1024, 2048, 4096}));
+  EXPECT_EQ(warmup_kv_bounds(3000), (std::vector<int>{256, 512, 1024, 2048, 3000}));
+  EXPECT_EQ(warmup_kv_bounds(100), (std::vector<int>{100}));
+  for (const int max_batch : {1, 3, 8, 100, 512}) {
+    for (const int max_len : {100, 3000, 4096}) {
+      std::vector<std::pair<int, int>> keys;
+      for (int b : warmup_graph_batches(max_batch)) {
+        EXPECT_LE(b, max_batch);
+        for (int len : warmup_kv_bounds(max_len)) keys.emplace_back(b, len);
+      }
+      for (int n = 1; graph_batch_size(n) <= max_batch; ++n) {
+        const int batch = reuse_graph_batch(keys, graph_batch_size(n));
+        for (int len = 1; len <= max_len; len += 37) {
+          // The bucket forward_graphed asks for: the next power of two >= 256, at most max_len.
+          int need = 256;
+          while (need < len) need *= 2;
+          need = std::max(std::min(need, max_len), len);
+          const int bound = reuse_graph_kv_bound(keys, batch, need);
+          EXPECT_TRUE(std::find(keys.begin(), keys.end(), std::make_pair(batch, bound)) !=
+                      keys.end())
+              << "max batch " << max_batch << " max len " << max_len << ": " << n << " rows, "
+              << len << " tokens -> (" << batch << ", " << bound << ") not warmed up";
+        }
+      }
+    }
+  }
 }
 
 }  // namespace
