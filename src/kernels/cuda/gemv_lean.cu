@@ -74,7 +74,7 @@ inline constexpr int kLeanMaxRegs = (kRpw * kChunks) <= 16 ? 128 : 160;
 
 template <int kRpw, int kChunks, LeanPrologue kPro>
 __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, kChunks>))
-    gemv_lean_kernel(const LeanGemvArgs a, bool early_trigger) {
+    gemv_lean_kernel(const LeanGemvArgs a, bool early_trigger, bool early_count) {
   constexpr int kK = kChunks * kChunkElems;
   constexpr int kRows = kLeanWarps * kRpw;
   constexpr int kPer = (kK / 8 + kLeanThreads - 1) / kLeanThreads;  // x chunks per thread
@@ -116,6 +116,14 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, 
 
   lean_stage_x<kK, kPro, kPer>(a, nw, xs, sum_s);
   __syncthreads();
+  // kAddRmsNorm: this block has read x and residual; count it now (thread 0), so the atomic's
+  // round trip overlaps the dot products instead of following the outputs (early_count; else
+  // after them).
+  unsigned ticket = 0;
+  if (kNorm && early_count && threadIdx.x == 0) {
+    __threadfence();
+    ticket = atomicAdd(a.counter, 1u);
+  }
 
   // Two accumulators per row (even / odd elements): shorter dependent FMA chains at kRpw == 1.
   float acc[kRpw][2];
@@ -144,12 +152,15 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, 
   }
 
   if constexpr (kNorm) {
-    // After the outputs: the last block to get here writes residual and x back. Every block has
-    // read x and residual once the counter reaches gridDim.x (as finish_add_rms_norm in gemv.cu).
+    // The last block to have read x and residual writes them back after its outputs: every block
+    // has read them once the counter reaches gridDim.x (as finish_add_rms_norm in gemv.cu).
     __syncthreads();
     if (threadIdx.x == 0) {
-      __threadfence();
-      last = atomicAdd(a.counter, 1u) == gridDim.x - 1;
+      if (!early_count) {
+        __threadfence();
+        ticket = atomicAdd(a.counter, 1u);
+      }
+      last = ticket == gridDim.x - 1;
     }
     __syncthreads();
     if (!last) return;
@@ -188,18 +199,22 @@ template <int kRpw, int kChunks>
 void launch_shape(const LeanGemvArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(ceil_div(a.m, kLeanWarps * kRpw)));
   const bool early = gemv_pdl_early_trigger();
+  static const bool early_count = [] {
+    const char* v = std::getenv("HARDKV_GEMV_LEAN_EARLY_COUNT");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
   switch (a.prologue) {
     case LeanPrologue::kNone:
       launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kNone>, grid, dim3(kLeanThreads), 0,
-                 stream, a, early);
+                 stream, a, early, early_count);
       break;
     case LeanPrologue::kAddRmsNorm:
       launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kAddRmsNorm>, grid,
-                 dim3(kLeanThreads), 0, stream, a, early);
+                 dim3(kLeanThreads), 0, stream, a, early, early_count);
       break;
     case LeanPrologue::kSiluMul:
       launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kSiluMul>, grid, dim3(kLeanThreads),
-                 0, stream, a, early);
+                 0, stream, a, early, early_count);
       break;
   }
 }
