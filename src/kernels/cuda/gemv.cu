@@ -63,15 +63,15 @@ bool gemv_rows2_enabled() {
 enum class Prologue { kNone, kAddRmsNorm, kSiluMul };
 
 struct GemvArgs {
-  const bf16* x;         // kNone/kAddRmsNorm: x [n, k]; kSiluMul: gate_up [n, 2k]
-  bf16* x_out;           // kAddRmsNorm: x, overwritten with the normed rows by the last block
-  bf16* residual;        // kAddRmsNorm: [n, k]
-  const bf16* norm_w;    // kAddRmsNorm: [k]
-  float eps = 0.f;       // kAddRmsNorm
-  unsigned* counter;     // kAddRmsNorm: blocks done reading (0 on entry, reset to 0)
-  const bf16* w;         // [m, k]
-  const bf16* bias;      // [m] or null
-  void* out;             // bf16 or F32 [n, m]
+  const bf16* x;       // kNone/kAddRmsNorm: x [n, k]; kSiluMul: gate_up [n, 2k]
+  bf16* x_out;         // kAddRmsNorm: x, overwritten with the normed rows by the last block
+  bf16* residual;      // kAddRmsNorm: [n, k]
+  const bf16* norm_w;  // kAddRmsNorm: [k]
+  float eps = 0.f;     // kAddRmsNorm
+  unsigned* counter;   // kAddRmsNorm: blocks done reading (0 on entry, reset to 0)
+  const bf16* w;       // [m, k]
+  const bf16* bias;    // [m] or null
+  void* out;           // bf16 or F32 [n, m]
   int n = 0;
   int64_t m = 0, k = 0;
   bool prefetch = false;       // L2-prefetch the rest of long rows before pdl_wait()
@@ -374,8 +374,8 @@ void dispatch(const GemvArgs& a, int num_sms, cudaStream_t stream) {
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 // The arguments every GEMV launch shares; the prologue's own fields stay at their defaults.
-GemvArgs plain_args(const bf16* x, const bf16* w, const bf16* bias, void* out, int64_t n,
-                    int64_t m, int64_t k) {
+GemvArgs plain_args(const bf16* x, const bf16* w, const bf16* bias, void* out, int64_t n, int64_t m,
+                    int64_t k) {
   GemvArgs a{};
   a.x = x;
   a.w = w;
@@ -385,6 +385,20 @@ GemvArgs plain_args(const bf16* x, const bf16* w, const bf16* bias, void* out, i
   a.m = m;
   a.k = k;
   return a;
+}
+
+// The arguments every lean launch shares; the add_rms_norm prologue's own fields stay unset.
+LeanGemvArgs lean_args(const bf16* x, const bf16* w, const bf16* bias, bf16* out, int64_t m,
+                       int64_t k, LeanPrologue prologue) {
+  LeanGemvArgs l;
+  l.x = x;
+  l.w = w;
+  l.bias = bias;
+  l.out = out;
+  l.m = m;
+  l.k = k;
+  l.prologue = prologue;
+  return l;
 }
 
 }  // namespace
@@ -406,19 +420,13 @@ void launch_gemv(const bf16* x, const bf16* w, const bf16* bias, void* out, bool
   CUDA_REQUIRE(gemv_supported(x, w, n, k) && m > 0, kInvalidArgument, "gemv: n=", n, " m=", m,
                " k=", k, " (need 1 <= n <= ", kGemvMaxRows, ", k % 8 == 0, 16-byte aligned)");
   if (!out_f32 && gemv_lean_supported(n, m, k, num_sms)) {
-    LeanGemvArgs l;
-    l.x = x;
-    l.w = w;
-    l.bias = bias;
-    l.out = static_cast<bf16*>(out);
-    l.m = m;
-    l.k = k;
-    launch_gemv_lean(l, num_sms, stream);
+    launch_gemv_lean(lean_args(x, w, bias, static_cast<bf16*>(out), m, k, LeanPrologue::kNone),
+                     num_sms, stream);
     return;
   }
   const GemvArgs a = plain_args(x, w, bias, out, n, m, k);
-  const bool smem_x = n * k * static_cast<int64_t>(sizeof(bf16)) <= kSmemXBytes &&
-                      gemv_smem_x_enabled();
+  const bool smem_x =
+      n * k * static_cast<int64_t>(sizeof(bf16)) <= kSmemXBytes && gemv_smem_x_enabled();
   if (smem_x) {
     if (out_f32) {
       dispatch<Prologue::kNone, true, float>(a, num_sms, stream);
@@ -443,19 +451,12 @@ void launch_add_rms_norm_gemv(bf16* x, bf16* residual, const bf16* norm_w, float
                kInvalidArgument, "add_rms_norm_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
   if (gemv_lean_supported(n, m, k, num_sms)) {
-    LeanGemvArgs l;
-    l.x = x;
+    LeanGemvArgs l = lean_args(x, w, bias, out, m, k, LeanPrologue::kAddRmsNorm);
     l.x_out = x;
     l.residual = residual;
     l.norm_w = norm_w;
     l.eps = eps;
     l.counter = counter;
-    l.w = w;
-    l.bias = bias;
-    l.out = out;
-    l.m = m;
-    l.k = k;
-    l.prologue = LeanPrologue::kAddRmsNorm;
     launch_gemv_lean(l, num_sms, stream);
     return;
   }
@@ -475,15 +476,8 @@ void launch_silu_mul_gemv(const bf16* gate_up, const bf16* w, const bf16* bias, 
                "silu_mul_gemv: n=", n, " m=", m, " k=", k,
                " is not supported (see gemv_prologue_supported)");
   if (gemv_lean_supported(n, m, k, num_sms)) {
-    LeanGemvArgs l;
-    l.x = gate_up;
-    l.w = w;
-    l.bias = bias;
-    l.out = out;
-    l.m = m;
-    l.k = k;
-    l.prologue = LeanPrologue::kSiluMul;
-    launch_gemv_lean(l, num_sms, stream);
+    launch_gemv_lean(lean_args(gate_up, w, bias, out, m, k, LeanPrologue::kSiluMul), num_sms,
+                     stream);
     return;
   }
   const GemvArgs a = plain_args(gate_up, w, bias, out, n, m, k);

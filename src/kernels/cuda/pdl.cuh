@@ -26,34 +26,15 @@ __device__ __forceinline__ void pdl_launch_dependents() {
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 }
 
-// Launches kernel<<<grid, block, smem, stream>>>(args...) with the programmatic-serialization
-// attribute when PDL is enabled. The kernel must call pdl_wait() (see above).
-template <typename... KArgs, typename... Args>
-void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                Args&&... args) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(std::forward<Args>(args))...));
-}
-
-// launch_pdl with thread-block clusters of `cluster` blocks (cluster.y == 0: no clusters). Sizes
-// above 8 (at most 16) are allowed through the kernel's non-portable cluster size attribute.
+// Launches kernel<<<grid, block, smem, stream>>>(args...) in thread-block clusters of `cluster`
+// blocks (cluster.y == 0: no clusters; sizes above 8, at most 16, through the kernel's
+// non-portable cluster size attribute) and with the programmatic-serialization attribute when PDL
+// is enabled. The kernel must call pdl_wait() (see above).
 template <typename... KArgs, typename... Args>
 void launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem,
                         cudaStream_t stream, dim3 cluster, Args&&... args) {
-  if (cluster.y == 0) {
-    launch_pdl(kernel, grid, block, smem, stream, std::forward<Args>(args)...);
-    return;
-  }
-  if (cluster.x * cluster.y * cluster.z > 8) {
+  const bool clustered = cluster.y != 0;
+  if (clustered && cluster.x * cluster.y * cluster.z > 8) {
     CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
   }
   cudaLaunchConfig_t cfg{};
@@ -62,15 +43,29 @@ void launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeClusterDimension;
-  attr[0].val.clusterDim.x = cluster.x;
-  attr[0].val.clusterDim.y = cluster.y;
-  attr[0].val.clusterDim.z = cluster.z;
-  attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[1].val.programmaticStreamSerializationAllowed = 1;
+  unsigned n = 0;
+  if (clustered) {
+    attr[n].id = cudaLaunchAttributeClusterDimension;
+    attr[n].val.clusterDim.x = cluster.x;
+    attr[n].val.clusterDim.y = cluster.y;
+    attr[n].val.clusterDim.z = cluster.z;
+    ++n;
+  }
+  if (pdl_enabled()) {
+    attr[n].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[n].val.programmaticStreamSerializationAllowed = 1;
+    ++n;
+  }
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 2 : 1;
+  cfg.numAttrs = n;
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(std::forward<Args>(args))...));
+}
+
+// launch_pdl_cluster without clusters.
+template <typename... KArgs, typename... Args>
+void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                Args&&... args) {
+  launch_pdl_cluster(kernel, grid, block, smem, stream, dim3(1, 0, 1), std::forward<Args>(args)...);
 }
 
 }  // namespace hardkv::cuda
