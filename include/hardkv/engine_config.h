@@ -24,6 +24,11 @@ struct EngineConfig {
   // a step can use; about 80 graphs and under a second for the defaults, as vLLM does) instead
   // of on a step's first use, so that no step of a running request waits for a capture.
   bool graph_warmup = true;
+  // Dense mode: overlap each step's host work with the device (as vLLM's async scheduling and
+  // SGLang's overlap scheduler do): step k + 1 is scheduled and queued before step k's tokens are
+  // read back, its new tokens taken on the device from step k's sampling. Outputs and streamed
+  // tokens are the same; they reach the caller one step later. HARD-KV steps stay in order.
+  bool async_scheduling = true;
   // Tokens per KV block. 16 (as vLLM): prefix-cache hits at 16-token granularity and at most 15
   // wasted slots per sequence; the CPU attention loop walks blocks, so larger blocks buy nothing
   // there. The CUDA backend may prefer another size (set it here).

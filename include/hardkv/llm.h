@@ -41,8 +41,12 @@ struct EngineStats {
   int64_t num_warmup_graphs = 0;       // decode graphs captured at start-up (graph_warmup)
   double warmup_seconds = 0;           // wall seconds of that start-up capture
   int64_t num_graph_replays = 0;       // decode steps replayed from a captured graph
-  // Wall seconds in the model step (forward + sampling, results on the host) by step kind:
-  // decode-only steps (one new token per sequence) and steps with prefill tokens.
+  // Steps queued before the previous step's tokens were applied (async_scheduling).
+  int64_t num_overlapped_steps = 0;
+  // Host seconds launching model steps (forward + sampling) and waiting for their tokens, by
+  // step kind: decode-only steps (one new token per sequence) and steps with prefill tokens.
+  // Without async_scheduling that is the steps' wall time; with it, the device's time in a step
+  // is partly hidden behind the next step's host work.
   int64_t num_decode_steps = 0;
   double decode_step_seconds = 0;
   double prefill_step_seconds = 0;

@@ -115,6 +115,7 @@ int run_bench(const BenchFlags& f) {
                         {"graph_replays", st.num_graph_replays},
                         {"warmup_graphs", st.num_warmup_graphs},
                         {"warmup_seconds", st.warmup_seconds},
+                        {"overlapped_steps", st.num_overlapped_steps},
                         {"decode_steps", st.num_decode_steps},
                         {"decode_step_seconds", st.decode_step_seconds},
                         {"prefill_step_seconds", st.prefill_step_seconds}};
@@ -132,10 +133,13 @@ int run_bench(const BenchFlags& f) {
         errors ? ", SOME REQUESTS FAILED" : "");
   }
   if (!f.json) {
-    std::printf("Model steps: %lld decode-only %.2fs (%.2f ms/step), with prefill %.2fs\n",
-                static_cast<long long>(st.num_decode_steps), st.decode_step_seconds,
-                st.num_decode_steps ? 1e3 * st.decode_step_seconds / st.num_decode_steps : 0.0,
-                st.prefill_step_seconds);
+    std::printf(
+        "Model steps: %lld decode-only %.2fs (%.2f ms/step), with prefill %.2fs (host time "
+        "launching and waiting); %lld of %lld steps overlapped with the previous one\n",
+        static_cast<long long>(st.num_decode_steps), st.decode_step_seconds,
+        st.num_decode_steps ? 1e3 * st.decode_step_seconds / st.num_decode_steps : 0.0,
+        st.prefill_step_seconds, static_cast<long long>(st.num_overlapped_steps),
+        static_cast<long long>(st.num_steps));
   }
   if (st.kv_mode == "hard" && !f.json) {
     std::printf("HARD-KV: %s, budget %s, %lld compression events\n",

@@ -35,6 +35,8 @@ void add_engine_flags(CLI::App* app, EngineFlags& f, const std::string& max_num_
       ->capture_default_str();
   app->add_flag("--no-graph-warmup", f.no_graph_warmup,
                 "CUDA: capture each decode graph on first use instead of at start-up");
+  app->add_flag("--no-async-scheduling", f.no_async_scheduling,
+                "Run each step's host work while the device waits (no step overlap)");
   app->add_flag("--no-prefix-caching", f.no_prefix_caching, "Disable prefix caching");
   add_kv_flags(app, f.kv);
 }
@@ -43,6 +45,7 @@ EngineConfig engine_config_from_flags(const EngineFlags& f, int num_requests) {
   EngineConfig config = f.engine;
   config.enable_prefix_caching = !f.no_prefix_caching;
   config.graph_warmup = config.graph_warmup && !f.no_graph_warmup;
+  config.async_scheduling = config.async_scheduling && !f.no_async_scheduling;
   apply_kv_flags(f.kv, config);
   if (f.max_num_seqs_opt == nullptr || f.max_num_seqs_opt->count() == 0) {
     config.max_num_seqs = std::min(config.max_num_seqs, num_requests);

@@ -14,6 +14,7 @@ struct EngineFlags {
   EngineConfig engine;
   bool no_prefix_caching = false;
   bool no_graph_warmup = false;
+  bool no_async_scheduling = false;
   CLI::Option* max_num_seqs_opt = nullptr;
   KVFlags kv;
 };

@@ -95,6 +95,7 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
       std::min(config_.max_graph_batch_size, graph_batch_size(config_.max_num_seqs));
   ro.max_kv_len = limits_.max_model_len;
   runner_ = std::make_unique<ModelRunner>(*model_, kv_, hard_kv_.get(), ro);
+  async_ = config_.async_scheduling && !hard;
   if (config_.graph_warmup) {
     const auto t0 = std::chrono::steady_clock::now();
     num_warmup_graphs_ = runner_->warm_up_graphs();
@@ -103,6 +104,12 @@ LLMEngine::LLMEngine(const std::string& model_dir, const EngineConfig& config)
 }
 
 LLMEngine::~LLMEngine() {
+  if (inflight_) {
+    try {
+      runner_->collect(inflight_->ticket);  // let the device finish what reads the engine's state
+    } catch (const Error&) {
+    }
+  }
   if (!prof_.on) return;
   const char* kinds[3] = {"graph replay", "graph capture", "eager/prefill"};
   std::string runs;
@@ -115,7 +122,7 @@ LLMEngine::~LLMEngine() {
                "was queued, %.3f s from then until the tokens were back); rest of step() %.3f s; "
                "caller between steps %.3f s\n",
                static_cast<long long>(num_steps_), prof_.schedule_s, runs.c_str(),
-               runner_->replay_prep_seconds(), runner_->replay_wait_seconds(), prof_.post_s,
+               runner_->replay_prep_seconds(), runner_->token_wait_seconds(), prof_.post_s,
                prof_.between_s);
 }
 
@@ -235,70 +242,120 @@ RequestOutput LLMEngine::make_output(const Sequence& seq, RequestState& state) {
   return out;
 }
 
+LLMEngine::LaunchedStep LLMEngine::launch(SchedulerOutput out) {
+  LaunchedStep st;
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t captures_before = runner_->num_graph_captures();
+  const int64_t replays_before = runner_->num_graph_replays();
+  st.decode = out.num_tokens == static_cast<int>(out.seqs.size());
+  st.ticket = runner_->launch(out);
+  st.launch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  st.kind = runner_->num_graph_captures() > captures_before ? 1
+            : runner_->num_graph_replays() > replays_before ? 0
+                                                            : 2;
+  st.out = std::move(out);
+  return st;
+}
+
+bool LLMEngine::drop_finished(SchedulerOutput& out) {
+  bool live = false;
+  for (ScheduledSeq& s : out.seqs) {
+    if (s.seq != nullptr && s.seq->is_finished()) s.seq = nullptr;
+    live = live || s.seq != nullptr;
+  }
+  return live;
+}
+
+void LLMEngine::complete(LaunchedStep& st, std::vector<StreamEvent>& events) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const SampleResult step = runner_->collect(st.ticket);
+  const double dt =
+      st.launch_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (st.decode) {
+    ++num_decode_steps_;
+    decode_step_seconds_ += dt;
+  } else {
+    prefill_step_seconds_ += dt;
+  }
+  if (prof_.on) {
+    prof_.run_s[st.kind] += dt;
+    ++prof_.runs[st.kind];
+  }
+  const SchedulerOutput& out = st.out;
+  const std::vector<int32_t>& sampled = step.tokens;
+  if (!step.logprobs.empty()) {
+    size_t r = 0;
+    for (const ScheduledSeq& s : out.seqs) {
+      if (!s.sample) continue;
+      if (s.seq != nullptr && s.seq->params.logprobs) {
+        s.seq->output_logprobs.push_back(step.logprobs[r]);
+      }
+      ++r;
+    }
+  }
+  scheduler_->resolve(out, sampled, now());
+  if (hard_kv_) hard_kv_->end_step(out, kv_);  // compression events between steps
+  ++num_steps_;
+  size_t k = 0;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (!s.sample) continue;
+    const int32_t token = sampled[k++];
+    if (s.seq == nullptr) continue;  // finished while the step ran: its token is not used
+    Sequence& seq = *s.seq;  // still alive: finished ones wait in the scheduler's list
+    RequestState& state = requests_.at(seq.seq_id);
+    if (append_text(state, seq, token) && !seq.is_finished()) {
+      scheduler_->finish(seq.seq_id, FinishReason::kStop, now());
+    }
+    if (!seq.is_finished() && state.on_token) {
+      StreamEvent ev;
+      ev.request_id = seq.seq_id;
+      ev.token_id = token;
+      ev.text = take_stream_text(state, false);
+      events.push_back(std::move(ev));
+    } else if (seq.is_finished()) {
+      // The final event (in step()) carries this token.
+      StreamEvent ev;
+      ev.request_id = seq.seq_id;
+      ev.token_id = token;
+      events.push_back(std::move(ev));
+    }
+  }
+}
+
 std::vector<RequestOutput> LLMEngine::step() {
   std::vector<StreamEvent> events;
   const double step_begin = prof_.on ? now() : 0;
   if (prof_.on && prof_.last_end >= 0) prof_.between_s += step_begin - prof_.last_end;
-  double run_end = step_begin;
+  if (inflight_) {
+    drop_finished(inflight_->out);        // aborted since it was launched
+    scheduler_->advance(inflight_->out);  // placeholders for its tokens, so the next step can run
+  }
+  std::optional<LaunchedStep> launched;
   if (scheduler_->has_unfinished()) {
     SchedulerOutput out = scheduler_->schedule(now());
-    HARDKV_CHECK(!out.empty(), kInternal, "the scheduler made no progress ({} waiting, {} running)",
+    // Empty with a step in flight when every running sequence waits for its final token.
+    HARDKV_CHECK(!out.empty() || inflight_, kInternal,
+                 "the scheduler made no progress ({} waiting, {} running)",
                  scheduler_->num_waiting(), scheduler_->num_running());
-    const auto t0 = std::chrono::steady_clock::now();
-    const int64_t captures_before = runner_->num_graph_captures();
-    const int64_t replays_before = runner_->num_graph_replays();
-    const SampleResult step = runner_->run(out);
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    if (out.num_tokens == static_cast<int>(out.seqs.size())) {
-      ++num_decode_steps_;
-      decode_step_seconds_ += dt;
-    } else {
-      prefill_step_seconds_ += dt;
-    }
-    if (prof_.on) {
-      run_end = now();
-      prof_.schedule_s += run_end - dt - step_begin;
-      const int kind = runner_->num_graph_captures() > captures_before ? 1
-                       : runner_->num_graph_replays() > replays_before ? 0
-                                                                       : 2;
-      prof_.run_s[kind] += dt;
-      ++prof_.runs[kind];
-    }
-    const std::vector<int32_t>& sampled = step.tokens;
-    if (!step.logprobs.empty()) {
-      size_t r = 0;
-      for (const ScheduledSeq& s : out.seqs) {
-        if (!s.sample) continue;
-        if (s.seq->params.logprobs) s.seq->output_logprobs.push_back(step.logprobs[r]);
-        ++r;
-      }
-    }
-    scheduler_->postprocess(out, sampled, now());
-    if (hard_kv_) hard_kv_->end_step(out, kv_);  // compression events between steps
-    ++num_steps_;
-    size_t k = 0;
-    for (const ScheduledSeq& s : out.seqs) {
-      if (!s.sample) continue;
-      Sequence& seq = *s.seq;  // still alive: finished ones wait in the scheduler's list
-      const int32_t token = sampled[k++];
-      RequestState& state = requests_.at(seq.seq_id);
-      if (append_text(state, seq, token) && !seq.is_finished()) {
-        scheduler_->finish(seq.seq_id, FinishReason::kStop, now());
-      }
-      if (!seq.is_finished() && state.on_token) {
-        StreamEvent ev;
-        ev.request_id = seq.seq_id;
-        ev.token_id = token;
-        ev.text = take_stream_text(state, false);
-        events.push_back(std::move(ev));
-      } else if (seq.is_finished()) {
-        // The final event (below) carries this token.
-        StreamEvent ev;
-        ev.request_id = seq.seq_id;
-        ev.token_id = token;
-        events.push_back(std::move(ev));
-      }
-    }
+    if (prof_.on) prof_.schedule_s += now() - step_begin;
+    if (!out.empty()) launched = launch(std::move(out));  // its host time counts as the step's run
+  }
+  const double schedule_end = prof_.on ? now() : 0;
+  const double run_before = prof_.run_s[0] + prof_.run_s[1] + prof_.run_s[2];
+  if (inflight_) {
+    num_overlapped_steps_ += launched ? 1 : 0;
+    complete(*inflight_, events);
+    inflight_.reset();
+  }
+  if (launched && async_) {
+    inflight_ = std::move(launched);
+  } else if (launched) {
+    scheduler_->advance(launched->out);
+    complete(*launched, events);
+  }
+  if (inflight_ && !drop_finished(inflight_->out)) {
+    runner_->collect(inflight_->ticket);  // only finished sequences' rows: nothing to apply
+    inflight_.reset();
   }
   std::vector<RequestOutput> outputs;
   for (std::unique_ptr<Sequence>& seq : scheduler_->take_finished()) {
@@ -329,7 +386,8 @@ std::vector<RequestOutput> LLMEngine::step() {
   for (const RequestOutput& o : outputs) requests_.erase(o.request_id);
   if (prof_.on) {
     prof_.last_end = now();
-    prof_.post_s += prof_.last_end - run_end;
+    const double run = prof_.run_s[0] + prof_.run_s[1] + prof_.run_s[2] - run_before;
+    prof_.post_s += prof_.last_end - schedule_end - run;
   }
   return outputs;
 }
@@ -360,6 +418,7 @@ EngineStats LLMEngine::stats() const {
                            static_cast<int64_t>(limits_.kv_bytes_per_block);
   }
   s.num_decode_steps = num_decode_steps_;
+  s.num_overlapped_steps = num_overlapped_steps_;
   s.decode_step_seconds = decode_step_seconds_;
   s.prefill_step_seconds = prefill_step_seconds_;
   s.num_graph_captures = runner_->num_graph_captures();

@@ -1,4 +1,5 @@
-// LLMEngine: one engine step = schedule -> run the model -> postprocess, plus the request-level
+// LLMEngine: one engine step = schedule -> run the model -> postprocess (overlapped: schedule and
+// launch step k + 1, then apply step k's tokens), plus the request-level
 // work around it: tokenizing prompts, validating requests, incremental detokenization, stop
 // strings, streaming callbacks and the outputs of finished requests.
 #pragma once
@@ -62,6 +63,22 @@ class LLMEngine {
   std::string take_stream_text(RequestState& state, bool finished);
   RequestOutput make_output(const Sequence& seq, RequestState& state);
 
+  // A step queued on the backend whose tokens have not been applied yet.
+  struct LaunchedStep {
+    SchedulerOutput out;
+    int64_t ticket = -1;  // ModelRunner::launch's
+    double launch_s = 0;  // host seconds that launching it took
+    int kind = 2;         // StepProfile::run_s index
+    bool decode = false;  // one new token per sequence
+  };
+  LaunchedStep launch(SchedulerOutput out);
+  // Waits for the step's tokens and applies them: the scheduler's resolve(), HARD-KV's end of
+  // step, log-probabilities, text and stream events.
+  void complete(LaunchedStep& step, std::vector<StreamEvent>& events);
+  // Drops the entries of finished sequences (before take_finished() frees them); false when no
+  // entry is left.
+  static bool drop_finished(SchedulerOutput& out);
+
   EngineConfig config_;
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;
@@ -74,12 +91,17 @@ class LLMEngine {
   std::unique_ptr<HardKVSpace> hard_kv_;         // hard mode
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<ModelRunner> runner_;
+  bool async_ = false;  // config_.async_scheduling in dense mode
+  // Overlapped steps: the step launched by the last step() call, applied by the next one.
+  std::optional<LaunchedStep> inflight_;
   std::unordered_map<int64_t, RequestState> requests_;  // added and not yet returned
   int64_t next_request_id_ = 0;
   int64_t num_steps_ = 0;
   int64_t num_decode_steps_ = 0;
-  double decode_step_seconds_ = 0;   // wall time in runner_->run() of decode-only steps
-  double prefill_step_seconds_ = 0;  // ... of steps with prefill tokens
+  int64_t num_overlapped_steps_ = 0;
+  // Host seconds launching decode-only steps and waiting for their tokens; ... of prefill steps.
+  double decode_step_seconds_ = 0;
+  double prefill_step_seconds_ = 0;
   // HARDKV_ENGINE_PROFILE=1: where the wall time of step() goes, printed to stderr by the
   // destructor (host scheduling, runner_->run() split by kind of step, the rest of step(), and
   // the caller's time between steps).

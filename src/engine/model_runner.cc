@@ -244,9 +244,8 @@ Tensor ModelRunner::forward_graphed(const ForwardBatch& batch, int num_rows, int
   return Tensor::view(logits.data(), logits.dtype(), {num_rows, logits.dim(1)}, logits.device());
 }
 
-SampleResult ModelRunner::run(const SchedulerOutput& out) {
-  SampleResult sampled;
-  if (out.empty()) return sampled;
+int64_t ModelRunner::launch(const SchedulerOutput& out) {
+  if (out.empty()) return -1;
   const auto t0 = std::chrono::steady_clock::now();
   const int64_t replays_before = num_replays_;
   Backend& be = model_->backend();
@@ -261,16 +260,23 @@ SampleResult ModelRunner::run(const SchedulerOutput& out) {
       hard_ ? hard_->begin_step(out, graph_rows) : build_forward_batch(out, kv_->block_size);
   Tensor logits = graphed ? forward_graphed(batch, num_seqs, graph_rows)
                           : model_->forward(batch, *kv_, hard_ ? &hard_->hook() : nullptr);
+  int64_t ticket = -1;
   if (out.num_samples > 0) {
     HARDKV_ASSERT(logits.dim(0) == out.num_samples);
-    sampled = be.sample(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens
+    ticket = be.sample_async(logits, sample_rows(out));  // F32 [num_samples, vocab] -> tokens
   }
   be.release_scratch();
   if (num_replays_ > replays_before) {
-    using Sec = std::chrono::duration<double>;
-    replay_prep_s_ += Sec(replay_launched_ - t0).count();
-    replay_wait_s_ += Sec(std::chrono::steady_clock::now() - replay_launched_).count();
+    replay_prep_s_ += std::chrono::duration<double>(replay_launched_ - t0).count();
   }
+  return ticket;
+}
+
+SampleResult ModelRunner::collect(int64_t ticket) {
+  if (ticket < 0) return {};
+  const auto t0 = std::chrono::steady_clock::now();
+  SampleResult sampled = model_->backend().sample_wait(ticket);
+  token_wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return sampled;
 }
 

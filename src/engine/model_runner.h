@@ -72,7 +72,14 @@ class ModelRunner {
 
   // Runs one step; returns the token (and, when any of them asks, the log-probability) of each
   // entry with sample == true, in order.
-  SampleResult run(const SchedulerOutput& out);
+  SampleResult run(const SchedulerOutput& out) { return collect(launch(out)); }
+  // The two halves of run(): launch() queues the step (forward, then sampling) on the backend
+  // without waiting for its tokens and returns its sampling ticket (-1 when no entry samples);
+  // token ids < 0 (placeholders) read the previous launch's tokens on the backend.
+  // collect(ticket) waits for them. launch() takes a step as schedule() made it (no dropped
+  // entries).
+  int64_t launch(const SchedulerOutput& out);
+  SampleResult collect(int64_t ticket);
 
   // Captures the decode graphs of every (warmup_graph_batches x warmup_kv_bounds) key on an
   // all-padding step (nothing stored in the KV cache), as vLLM does at start-up, so that serving
@@ -82,11 +89,10 @@ class ModelRunner {
 
   int64_t num_graph_captures() const { return num_captures_; }
   int64_t num_graph_replays() const { return num_replays_; }
-  // Host seconds of replayed decode steps from run()'s start until the graph launch was queued
-  // (the device idles for at least this long: the previous step ended with a sync), and from then
-  // until the sampled tokens were back.
+  // Host seconds of replayed decode steps from launch()'s start until the graph launch was
+  // queued, and host seconds that collect() waited for tokens (any step).
   double replay_prep_seconds() const { return replay_prep_s_; }
-  double replay_wait_seconds() const { return replay_wait_s_; }
+  double token_wait_seconds() const { return token_wait_s_; }
 
  private:
   // Forward of a decode step of num_rows sequences through the graph of (graph_rows, its KV
@@ -103,7 +109,7 @@ class ModelRunner {
   std::map<std::pair<int, int>, std::unique_ptr<StepGraph>> graphs_;  // (batch, kv_bound)
   int64_t num_captures_ = 0;
   int64_t num_replays_ = 0;
-  double replay_prep_s_ = 0, replay_wait_s_ = 0;
+  double replay_prep_s_ = 0, token_wait_s_ = 0;
   std::chrono::steady_clock::time_point replay_launched_;  // set when a replay is queued
 };
 

@@ -65,10 +65,18 @@ SchedulerOutput Scheduler::schedule(double now) {
   SchedulerOutput out;
   int budget = config_.max_num_batched_tokens;
 
-  // 1. Running sequences, oldest first; victims of preemption are taken from the young end.
-  std::deque<Sequence*> queue(running_.begin(), running_.end());
-  running_.clear();
+  // 1. Running sequences, oldest first; victims of preemption are taken from the young end. Those
+  // waiting for a final token stay as they are.
+  std::deque<Sequence*> queue;
   std::vector<Sequence*> kept;
+  for (Sequence* seq : running_) {
+    if (seq->final_token_pending) {
+      kept.push_back(seq);
+    } else {
+      queue.push_back(seq);
+    }
+  }
+  running_.clear();
   while (!queue.empty() && budget > 0) {
     Sequence* seq = queue.front();
     queue.pop_front();
@@ -128,17 +136,39 @@ SchedulerOutput Scheduler::schedule(double now) {
 
 void Scheduler::postprocess(const SchedulerOutput& out, std::span<const int32_t> sampled,
                             double now) {
-  HARDKV_CHECK(static_cast<int>(sampled.size()) == out.num_samples, kInternal,
-               "step sampled {} tokens for {} sequences", sampled.size(), out.num_samples);
-  size_t k = 0;
+  advance(out);
+  resolve(out, sampled, now);
+}
+
+void Scheduler::advance(const SchedulerOutput& out) {
+  int32_t row = 0;
   for (const ScheduledSeq& s : out.seqs) {
+    const int32_t placeholder = s.sample ? -(row++) - 1 : 0;
     Sequence* seq = s.seq;
+    if (seq == nullptr) continue;
     HARDKV_ASSERT(seq->status == SequenceStatus::kRunning);
     seq->num_computed_tokens += s.num_new_tokens;
     HARDKV_ASSERT(seq->num_computed_tokens <= seq->num_tokens());
     kv_->on_computed(*seq);
     if (!s.sample) continue;
-    seq->append_token(sampled[k++]);
+    seq->append_token(placeholder);
+    seq->final_token_pending = length_reason(*seq) != FinishReason::kNone;
+  }
+}
+
+void Scheduler::resolve(const SchedulerOutput& out, std::span<const int32_t> sampled, double now) {
+  HARDKV_CHECK(static_cast<int>(sampled.size()) == out.num_samples, kInternal,
+               "step sampled {} tokens for {} sequences", sampled.size(), out.num_samples);
+  int32_t row = 0;
+  for (const ScheduledSeq& s : out.seqs) {
+    if (!s.sample) continue;
+    const int32_t r = row++;
+    Sequence* seq = s.seq;
+    if (seq == nullptr) continue;
+    // Preemption (while scheduling the next step) may have sent it back to waiting.
+    HARDKV_ASSERT(seq->status != SequenceStatus::kFinished && seq->last_token() == -r - 1);
+    seq->token_ids.back() = sampled[r];
+    seq->final_token_pending = false;
     if (seq->metrics.first_token_time < 0) seq->metrics.first_token_time = now;
     seq->metrics.last_token_time = now;
     const FinishReason reason = stop_reason(*seq);
@@ -150,6 +180,10 @@ FinishReason Scheduler::stop_reason(const Sequence& seq) const {
   const int32_t last = seq.last_token();
   if (!seq.params.ignore_eos && contains(config_.eos_token_ids, last)) return FinishReason::kStop;
   if (contains(seq.params.stop_token_ids, last)) return FinishReason::kStop;
+  return length_reason(seq);
+}
+
+FinishReason Scheduler::length_reason(const Sequence& seq) const {
   if (seq.num_output_tokens() >= seq.params.max_tokens) return FinishReason::kLength;
   if (!seq.params.forced_tokens.empty() &&
       seq.num_output_tokens() >= static_cast<int>(seq.params.forced_tokens.size())) {

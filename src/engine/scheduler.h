@@ -27,7 +27,7 @@ struct SchedulerConfig {
 // One sequence's share of a step: tokens [num_computed_tokens, + num_new_tokens) run through the
 // model; when `sample` the step reaches its last token and the next token is sampled.
 struct ScheduledSeq {
-  Sequence* seq;
+  Sequence* seq;  // null: dropped (finished while the step was in flight; its row is ignored)
   int num_new_tokens;
   bool sample;
 };
@@ -40,8 +40,11 @@ struct SchedulerOutput {
   bool empty() const { return seqs.empty(); }
 };
 
-// Contract: the engine loop is schedule() -> model step -> postprocess(); finish() and add() are
-// called only between a postprocess() and the next schedule(). Every added sequence ends in
+// Contract: the engine loop is schedule() -> model step -> postprocess() (= advance() then
+// resolve()). An overlapped engine splits it: advance(step k) -> schedule() step k + 1 -> launch
+// it -> resolve(step k); step k + 1's entries of sequences that step k finished are then dropped
+// (ScheduledSeq::seq set to null) before take_finished() hands those sequences out. finish() and
+// add() are called only between a resolve() and the next schedule(). Every added sequence ends in
 // take_finished() exactly once (finished, aborted or with an error); none is ever dropped.
 class Scheduler {
  public:
@@ -61,10 +64,17 @@ class Scheduler {
   int max_seq_len() const { return max_seq_len_; }
 
   SchedulerOutput schedule(double now);
-  // Applies a step: advances computed tokens, registers full blocks for prefix caching, appends
-  // `sampled` (one id per entry with sample == true, in order) and finishes sequences that
-  // produced a stop token or reached max_tokens / max_model_len.
+  // Applies a step: advance(out) then resolve(out, sampled, now).
   void postprocess(const SchedulerOutput& out, std::span<const int32_t> sampled, double now);
+  // Applies a launched step whose tokens are not known yet: advances computed tokens, registers
+  // full blocks for prefix caching, and appends to each sampling entry's sequence the
+  // placeholder -(r + 1) for its sample row r (Backend::sample_async), so the next step can be
+  // scheduled (and run: the backend reads placeholders where it samples).
+  void advance(const SchedulerOutput& out);
+  // Replaces the placeholders of an advanced step by `sampled` (one id per entry with sample ==
+  // true, in order; dropped entries' ids are ignored) and finishes sequences that produced a
+  // stop token or reached max_tokens / max_model_len.
+  void resolve(const SchedulerOutput& out, std::span<const int32_t> sampled, double now);
   // Ends a live sequence (abort, or a stop string the engine found). False if not live.
   bool finish(int64_t seq_id, FinishReason reason, double now);
   Sequence* find(int64_t seq_id);  // a live (waiting or running) sequence, or null
@@ -78,6 +88,8 @@ class Scheduler {
   void insert_running_in_order(Sequence* seq);
   void finish_seq(Sequence* seq, FinishReason reason, double now);
   FinishReason stop_reason(const Sequence& seq) const;
+  // kLength when the sequence ends by length whatever its last token is, else kNone.
+  FinishReason length_reason(const Sequence& seq) const;
 
   SchedulerConfig config_;
   KVSpace* kv_;

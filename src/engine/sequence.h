@@ -42,6 +42,9 @@ struct Sequence {
   SamplingParams params;
   uint64_t rng_seed = 0;  // per-request sampling stream (params.seed, or drawn at arrival)
   SequenceStatus status = SequenceStatus::kWaiting;
+  // The last token is a placeholder of a launched step whose token will end the sequence by
+  // length (max_tokens, max_model_len, forced tokens): it is not scheduled again meanwhile.
+  bool final_token_pending = false;
   FinishReason finish_reason = FinishReason::kNone;
   std::string error;  // message when finish_reason == kError
   SequenceMetrics metrics;

@@ -3,7 +3,9 @@
 // "act" means the backend's activation dtype (CPU: F32, CUDA: BF16); weights and KV use it too.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -89,6 +91,7 @@ class Backend {
 
   // --- ops ---------------------------------------------------------------------------------
   // out[t, :] = table[ids[t], :]        ids I32 [T]; table act [V, H]; out act [T, H]
+  // (ids < 0: placeholders for the latest sample_async's tokens, see there)
   virtual void embedding(const Tensor& ids, const Tensor& table, Tensor& out) = 0;
   // out[r, :] = x[r, :] / sqrt(mean(x[r, :]^2) + eps) * w     x, out act [N, D] (may alias); w [D]
   virtual void rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) = 0;
@@ -151,6 +154,17 @@ class Backend {
   // and runs the host sampler; a device backend overrides it to download only the results.
   virtual SampleResult sample(const Tensor& logits, const SampleRows& rows);
 
+  // --- overlapped steps (the engine queues step k + 1 before step k's tokens are back) ----------
+  // sample() without waiting: queues the sampling of logits F32 [N, V] and returns a ticket for
+  // sample_wait(), which returns that SampleResult. Tickets are waited in issue order; at most
+  // kMaxPendingSamples may be outstanding. A token id < 0 in a later embedding()'s ids is a
+  // placeholder: -(r + 1) stands for the token that the latest sample_async() picked for its row
+  // r, read where the step runs (on the device for CUDA), so the host need not wait for it. The
+  // default samples at once (sample()) and keeps the tokens for the placeholders.
+  static constexpr int kMaxPendingSamples = 4;
+  virtual int64_t sample_async(const Tensor& logits, const SampleRows& rows);
+  virtual SampleResult sample_wait(int64_t ticket);
+
   // --- device memory -----------------------------------------------------------------------
   virtual DeviceMemory memory() const { return {}; }
 
@@ -171,10 +185,20 @@ class Backend {
   [[nodiscard]] virtual bool end_replay(const StepGraph&) { no_graphs(); }
   virtual void launch_graph(const StepGraph&) { no_graphs(); }
 
+ protected:
+  // Placeholder id -> token (the default sample_async's tokens; embedding() of the CPU backend):
+  // -(r + 1) -> the latest sample_async's token of row r; throws when no such row was sampled.
+  int32_t resolve_placeholder(int32_t id) const;
+
  private:
   [[noreturn]] void no_graphs() const {
     HARDKV_THROW(kUnsupported, "the {} backend has no step graphs", name());
   }
+
+  // The default sample_async's state: results not yet waited for, and the latest tokens.
+  std::vector<std::pair<int64_t, SampleResult>> pending_samples_;
+  std::vector<int32_t> last_sampled_;
+  int64_t next_ticket_ = 0;
 };
 
 std::unique_ptr<Backend> make_cpu_backend();

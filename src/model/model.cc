@@ -150,8 +150,8 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
                    b.query_indptr.back() == num_tokens &&
                    b.block_indptr.back() == static_cast<int32_t>(b.block_indices.size()),
                kInternal, "inconsistent ForwardBatch: {} tokens, {} seqs", num_tokens, num_seqs);
-  for (int32_t id : b.token_ids) {
-    HARDKV_CHECK(id >= 0 && id < c.vocab_size, kInvalidArgument,
+  for (int32_t id : b.token_ids) {  // ids < 0: placeholders for sampled tokens (sample_async)
+    HARDKV_CHECK(id < c.vocab_size, kInvalidArgument,
                  "token id {} is outside the model's vocabulary [0, {})", id, c.vocab_size);
   }
   for (int32_t pos : b.positions) {

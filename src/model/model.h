@@ -24,7 +24,7 @@ struct KVCache {
 // Host-side description of one forward step (see AttentionMeta for the indexing contract).
 // New tokens of all sequences are laid out sequence by sequence.
 struct ForwardBatch {
-  std::vector<int32_t> token_ids;       // [num_tokens]
+  std::vector<int32_t> token_ids;       // [num_tokens]; < 0: placeholder (Backend::sample_async)
   std::vector<int32_t> positions;       // [num_tokens]
   std::vector<int32_t> slot_mapping;    // [num_tokens] cache slot of each new token's K/V
   std::vector<int32_t> query_indptr;    // [num_seqs + 1]

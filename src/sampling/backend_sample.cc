@@ -1,4 +1,5 @@
-// Backend::sample's default: download the logits and run the host sampler row by row.
+// Backend::sample's default: download the logits and run the host sampler row by row; the
+// default sample_async / sample_wait (sample at once, keep the result) and placeholder tokens.
 #include <span>
 
 #include "core/error.h"
@@ -40,6 +41,33 @@ SampleResult Backend::sample(const Tensor& logits, const SampleRows& rows) {
     if (rows.logprobs) r.logprobs[i] = token_logprob(row, r.tokens[i]);
   }
   return r;
+}
+
+int64_t Backend::sample_async(const Tensor& logits, const SampleRows& rows) {
+  HARDKV_CHECK(static_cast<int>(pending_samples_.size()) < kMaxPendingSamples, kInternal,
+               "{}: {} samples are already waiting for sample_wait", name(),
+               pending_samples_.size());
+  SampleResult r = sample(logits, rows);
+  last_sampled_ = r.tokens;
+  pending_samples_.emplace_back(next_ticket_, std::move(r));
+  return next_ticket_++;
+}
+
+SampleResult Backend::sample_wait(int64_t ticket) {
+  HARDKV_CHECK(!pending_samples_.empty() && pending_samples_.front().first == ticket, kInternal,
+               "{}: sample_wait({}) out of order or for an unknown ticket", name(), ticket);
+  SampleResult r = std::move(pending_samples_.front().second);
+  pending_samples_.erase(pending_samples_.begin());
+  return r;
+}
+
+int32_t Backend::resolve_placeholder(int32_t id) const {
+  const int64_t row = -static_cast<int64_t>(id) - 1;
+  HARDKV_CHECK(id < 0 && row < static_cast<int64_t>(last_sampled_.size()), kInvalidArgument,
+               "placeholder token id {} names sampled row {}, but the latest sample_async had {} "
+               "rows",
+               id, row, last_sampled_.size());
+  return last_sampled_[row];
 }
 
 }  // namespace hardkv

@@ -3,6 +3,7 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -78,8 +79,17 @@ void CpuBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out) 
   expect(out, DType::kF32, "out");
   HARDKV_CHECK(out.numel() == ids.numel() * table.dim(1), kInternal, "embedding out shape {}",
                shape_str(out.shape()));
-  cpu::embedding(ids.data_as<int32_t>(), ids.numel(), table.data_as<float>(), table.dim(0),
-                 table.dim(1), out.data_as<float>());
+  const int32_t* id = ids.data_as<int32_t>();
+  std::vector<int32_t> resolved;  // placeholders (< 0) -> the latest sample_async's tokens
+  if (std::any_of(id, id + ids.numel(), [](int32_t t) { return t < 0; })) {
+    resolved.assign(id, id + ids.numel());
+    for (int32_t& t : resolved) {
+      if (t < 0) t = resolve_placeholder(t);
+    }
+    id = resolved.data();
+  }
+  cpu::embedding(id, ids.numel(), table.data_as<float>(), table.dim(0), table.dim(1),
+                 out.data_as<float>());
 }
 
 void CpuBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {

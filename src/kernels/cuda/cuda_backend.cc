@@ -25,14 +25,12 @@ namespace hardkv {
 namespace cuda {
 namespace {
 
-constexpr size_t kStagingBytes = 16u << 20;
-// The staging buffer's last kGraphStagingBytes serve graph steps (capture and replay), so a
-// graph's copy nodes read the same slots whatever eager copies ran before it in the step (HARD-KV
+// Each staging half's last kGraphStagingBytes serve graph steps (capture and replay), so a
+// graph step's copies have fixed offsets whatever eager copies ran before it in the step (HARD-KV
 // uploads its tier metadata eagerly before a graph replay); eager copies use the rest. A padded
 // decode step's block tables take batch x max_model_len / block_size int32 (512 x 40,960 / 16:
 // 5 MiB).
 constexpr size_t kGraphStagingBytes = 8u << 20;
-constexpr size_t kEagerStagingBytes = kStagingBytes - kGraphStagingBytes;
 // Split counters for the decode kernel's in-kernel merge: (sequence, KV head) pairs per step.
 constexpr int64_t kAttnCounters = 1 << 16;
 
@@ -128,9 +126,18 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   CUDA_CHECK(cudaSetDevice(device_idx_));
   CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device_idx_));
   CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), kStagingBytes));
-  CUDA_CHECK(cudaEventCreateWithFlags(&staging_free_, cudaEventDisableTiming));
-  CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
+  CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&staging_), 2 * kStagingHalfBytes));
+  for (cudaEvent_t& e : staging_free_) {
+    CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventRecord(e, stream_));
+  }
+  CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sampled_dev_), kMaxSampleRows * sizeof(int32_t)));
+  CUDA_CHECK(cudaMemsetAsync(sampled_dev_, 0, kMaxSampleRows * sizeof(int32_t), stream_));
+  for (SampleSlot& slot : sample_slots_) {
+    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&slot.host),
+                              2 * kMaxSampleRows * sizeof(int32_t)));
+    CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+  }
   gemm_ = std::make_unique<LtGemm>();
   CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&gemv_counter_), sizeof(unsigned)));
   CUDA_CHECK(cudaMemsetAsync(gemv_counter_, 0, sizeof(unsigned), stream_));
@@ -143,7 +150,14 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
 CudaBackend::~CudaBackend() {
   if (stream_) cudaStreamSynchronize(stream_);
   gemm_.reset();
-  if (staging_free_) cudaEventDestroy(staging_free_);
+  for (cudaEvent_t e : staging_free_) {
+    if (e) cudaEventDestroy(e);
+  }
+  for (SampleSlot& slot : sample_slots_) {
+    if (slot.done) cudaEventDestroy(slot.done);
+    if (slot.host) cudaFreeHost(slot.host);
+  }
+  if (sampled_dev_) cudaFree(sampled_dev_);
   if (prof_start_) cudaEventDestroy(prof_start_);
   if (prof_stop_) cudaEventDestroy(prof_stop_);
   if (staging_) cudaFreeHost(staging_);
@@ -180,16 +194,26 @@ Tensor CudaBackend::scratch(DType dtype, Shape shape) {
 
 void CudaBackend::release_scratch() {
   scratch_.reset();
-  CUDA_CHECK(cudaEventRecord(staging_free_, stream_));
+  // The half's copies are all queued: the event completes when they (and the step) have run.
+  CUDA_CHECK(cudaEventRecord(staging_free_[staging_half_], stream_));
+  staging_half_ ^= 1;
+  staging_claimed_ = false;
   staging_used_ = 0;
   graph_staging_used_ = 0;
+}
+
+void CudaBackend::claim_staging_half() {
+  if (staging_claimed_) return;
+  // Two steps ago this half was filled; in an overlapped engine that step has been waited for.
+  CUDA_CHECK(cudaEventSynchronize(staging_free_[staging_half_]));
+  staging_claimed_ = true;
 }
 
 void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   const bool eager = mode_ == Mode::kEager;
   size_t& used = eager ? staging_used_ : graph_staging_used_;
-  const size_t capacity = eager ? kEagerStagingBytes : kGraphStagingBytes;
+  const size_t capacity = eager ? kStagingHalfBytes - kGraphStagingBytes : kGraphStagingBytes;
   if (used + bytes > capacity) {
     HARDKV_CHECK(eager, kUnsupported,
                  "cuda: {} bytes of step metadata overflow the {}-byte staging buffer in a CUDA "
@@ -200,20 +224,22 @@ void CudaBackend::copy_to_device_async(void* dst, const void* src, size_t bytes)
     CUDA_CHECK(cudaStreamSynchronize(stream_));
     return;
   }
-  if (used == 0 && eager) {
-    CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read it
-  }
-  char* s = staging_ + (eager ? 0 : kEagerStagingBytes) + used;
+  claim_staging_half();
+  const size_t offset = used;
+  char* s = staging_half() + (eager ? 0 : kStagingHalfBytes - kGraphStagingBytes) + offset;
   std::memcpy(s, src, bytes);
   const size_t slot_bytes = (bytes + 255) / 256 * 256;
   used += slot_bytes;
-  // A graph copies whole slots (a scratch allocation is rounded up to 256 bytes too), so the
-  // captured copy node still moves everything when a block table grows inside its slot.
-  const size_t copy_bytes = !eager && scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
-  // In a replay the graph's copy node reads the same staging slot.
+  if (!eager) {
+    // Copies whole slots (a scratch allocation is rounded up to 256 bytes too), so that the op
+    // sequence stays the same when a block table grows inside its slot.
+    const size_t copy_bytes = scratch_.contains(dst, slot_bytes) ? slot_bytes : bytes;
+    record_op(100, {dst, reinterpret_cast<const void*>(offset)}, static_cast<int64_t>(copy_bytes));
+    graph_copies_.push_back({dst, offset, copy_bytes});
+    return;
+  }
   const ProfileScope prof(this, profiling_ ? "h2d metadata" : std::string());
-  if (record_op(100, {dst, s}, static_cast<int64_t>(copy_bytes))) return;
-  CUDA_CHECK(cudaMemcpyAsync(dst, s, copy_bytes, cudaMemcpyHostToDevice, stream_));
+  CUDA_CHECK(cudaMemcpyAsync(dst, s, bytes, cudaMemcpyHostToDevice, stream_));
 }
 
 Tensor CudaBackend::upload(const Tensor& host, DType dtype) {
@@ -275,8 +301,8 @@ void CudaBackend::embedding(const Tensor& ids, const Tensor& table, Tensor& out)
                shape_str(table.shape()), shape_str(out.shape()));
   const ProfileScope prof(this, "embedding");
   if (record_op(1, {ids.data(), table.data(), out.data()}, ids.numel())) return;
-  launch_embedding(ci32(ids), cbf(table), mbf(out), ids.numel(), table.dim(1), table.dim(0),
-                   stream_);
+  launch_embedding(ci32(ids), sampled_dev_, kMaxSampleRows, cbf(table), mbf(out), ids.numel(),
+                   table.dim(1), table.dim(0), stream_);
 }
 
 void CudaBackend::rms_norm(const Tensor& x, const Tensor& w, float eps, Tensor& out) {
@@ -678,11 +704,11 @@ CudaBackend::Graph::~Graph() {
 void CudaBackend::begin_capture(int kv_bound) {
   HARDKV_CHECK(mode_ == Mode::kEager && kv_bound > 0, kInternal,
                "cuda: begin_capture while in a graph step, or kv_bound {} <= 0", kv_bound);
-  CUDA_CHECK(cudaEventSynchronize(staging_free_));
   mode_ = Mode::kCapture;
   graph_kv_bound_ = kv_bound;
   signature_ = 0;
   graph_staging_used_ = 0;
+  graph_copies_.clear();
   CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed));
 }
 
@@ -703,11 +729,11 @@ std::unique_ptr<StepGraph> CudaBackend::end_capture() {
 void CudaBackend::begin_replay(const StepGraph& step_graph) {
   const Graph& graph = static_cast<const Graph&>(step_graph);
   HARDKV_CHECK(mode_ == Mode::kEager, kInternal, "cuda: begin_replay inside a graph step");
-  CUDA_CHECK(cudaEventSynchronize(staging_free_));  // the last step's copies have read staging
   mode_ = Mode::kReplay;
   graph_kv_bound_ = graph.kv_bound;
   signature_ = 0;
   graph_staging_used_ = 0;
+  graph_copies_.clear();
 }
 
 bool CudaBackend::end_replay(const StepGraph& step_graph) {
@@ -720,6 +746,13 @@ bool CudaBackend::end_replay(const StepGraph& step_graph) {
 }
 
 void CudaBackend::launch_graph(const StepGraph& graph) {
+  // The step's staged metadata first (none when a graph is launched again as it is).
+  const char* graph_part = staging_half() + (kStagingHalfBytes - kGraphStagingBytes);
+  for (const StagedCopy& c : graph_copies_) {
+    CUDA_CHECK(cudaMemcpyAsync(c.dst, graph_part + c.offset, c.bytes, cudaMemcpyHostToDevice,
+                               stream_));
+  }
+  graph_copies_.clear();
   CUDA_CHECK(cudaGraphLaunch(static_cast<const Graph&>(graph).exec, stream_));
 }
 

@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/cuda/attention.h"
@@ -62,7 +63,13 @@ class CudaBackend final : public Backend {
                              const AttentionMeta& meta, float scale, Tensor& out) override;
   void gather_rows(const Tensor& x, const Tensor& idx, Tensor& out) override;
   // GPU sampling (cuda_backend_sample.cc): only tokens (and log-probabilities) leave the device.
+  // The tokens stay in a device buffer that embedding() reads placeholder ids from; the results
+  // come back through pinned slots, one per outstanding ticket.
   SampleResult sample(const Tensor& logits, const SampleRows& rows) override;
+  int64_t sample_async(const Tensor& logits, const SampleRows& rows) override;
+  SampleResult sample_wait(int64_t ticket) override;
+  // The most rows one sample may have (the device token buffer's size).
+  static constexpr int kMaxSampleRows = 1 << 16;
 
   // Qwen3 fused q/k RMSNorm + RoPE in place: x act [T, H, D], w act [D] (D % 64 == 0, <= 256).
   void qk_norm_rope(Tensor& x, const Tensor& w, float eps, const Tensor& positions,
@@ -138,7 +145,14 @@ class CudaBackend final : public Backend {
   // Records (graphs) and launches a planned paged attention op.
   void launch_attention_op(const PagedAttentionParams& p);
   // Copies host bytes to device through a pinned staging buffer (no stream sync when it fits).
+  // In a capture or replay the copy is only staged: launch_graph() issues the step's copies on
+  // the stream right before the graph (so the graph reads no host memory and a step may stage
+  // into either half of the buffer).
   void copy_to_device_async(void* dst, const void* src, size_t bytes);
+  // The staging half the current step writes (eager part first, then the graph part).
+  char* staging_half() const { return staging_ + staging_half_ * kStagingHalfBytes; }
+  // Waits until the steps that last read the current half have done so (once per step).
+  void claim_staging_half();
 
   int device_idx_;
   int num_sms_ = 0;
@@ -148,10 +162,34 @@ class CudaBackend final : public Backend {
   // Device uint32 [kAttnCounters], 0 between decode attention kernels (in-kernel split merge).
   unsigned* attn_counters_ = nullptr;
   ScratchArena scratch_;
-  char* staging_ = nullptr;  // pinned host memory, kStagingBytes, reused per step
+  // Pinned host memory for metadata copies: two halves of kStagingHalfBytes that steps use in
+  // turn (release_scratch() switches), so the host can fill step k + 1's half while step k's
+  // copies have not run yet; each half has an eager part and a graph part.
+  static constexpr size_t kStagingHalfBytes = 16u << 20;
+  char* staging_ = nullptr;
+  int staging_half_ = 0;
+  bool staging_claimed_ = false;   // this step waited for its half
   size_t staging_used_ = 0;        // eager part
   size_t graph_staging_used_ = 0;  // graph part (capture / replay)
-  cudaEvent_t staging_free_ = nullptr;  // recorded at release_scratch: staging reads finished
+  cudaEvent_t staging_free_[2] = {nullptr, nullptr};  // per half: its last step's copies ran
+  struct StagedCopy {
+    void* dst;
+    size_t offset;  // in the graph part of the half
+    size_t bytes;
+  };
+  std::vector<StagedCopy> graph_copies_;  // staged by the capture / replay, issued at launch
+  // Sampling: the latest tokens on the device (I32 [kMaxSampleRows]), and per pending ticket a
+  // pinned result slot (I32 tokens then F32 log-probabilities, [2 * kMaxSampleRows]) + event.
+  struct SampleSlot {
+    int64_t ticket = -1;  // -1: free
+    int rows = 0;
+    bool logprobs = false;
+    int32_t* host = nullptr;
+    cudaEvent_t done = nullptr;
+  };
+  int32_t* sampled_dev_ = nullptr;
+  SampleSlot sample_slots_[kMaxPendingSamples];
+  int64_t next_sample_ticket_ = 0;
   Mode mode_ = Mode::kEager;
   int graph_kv_bound_ = 0;
   uint64_t signature_ = 0;

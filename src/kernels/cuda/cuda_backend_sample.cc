@@ -1,6 +1,7 @@
-// CudaBackend::sample: the rows' parameters go up as one small copy, the sampling kernel
-// (sampling.cu) picks every row's token on the device, and only N tokens (+ N log-probabilities)
-// come back. Runs eagerly: it is not part of a captured decode step.
+// CudaBackend::sample / sample_async / sample_wait: the rows' parameters go up as one small copy,
+// the sampling kernel (sampling.cu) picks every row's token into a device buffer (which later
+// steps' placeholders read), and only N tokens (+ N log-probabilities) come back, into a pinned
+// slot per pending ticket. Runs eagerly: it is not part of a captured decode step.
 #include <cstring>
 #include <vector>
 
@@ -12,6 +13,10 @@
 namespace hardkv::cuda {
 
 SampleResult CudaBackend::sample(const Tensor& logits, const SampleRows& rows) {
+  return sample_wait(sample_async(logits, rows));
+}
+
+int64_t CudaBackend::sample_async(const Tensor& logits, const SampleRows& rows) {
   const int n = rows.size();
   HARDKV_CHECK(logits.dtype() == DType::kF32 && logits.ndim() == 2 && logits.dim(0) == n,
                kInvalidArgument, "cuda sample: logits must be F32 [{}, vocab], got {} {}", n,
@@ -24,38 +29,63 @@ SampleResult CudaBackend::sample(const Tensor& logits, const SampleRows& rows) {
                    rows.uniform.size() == static_cast<size_t>(n) &&
                    rows.forced.size() == static_cast<size_t>(n),
                kInvalidArgument, "cuda sample: every SampleRows vector must have {} entries", n);
-  SampleResult result;
-  if (n == 0) return result;
+  HARDKV_CHECK(n <= kMaxSampleRows, kInvalidArgument,
+               "cuda sample: {} rows is more than the {} one step may sample", n, kMaxSampleRows);
+  const int64_t ticket = next_sample_ticket_;
+  SampleSlot& slot = sample_slots_[ticket % kMaxPendingSamples];
+  HARDKV_CHECK(slot.ticket < 0, kInternal,
+               "cuda sample: {} samples are already waiting for sample_wait (ticket {} pending)",
+               kMaxPendingSamples, slot.ticket);
   const int64_t vocab = logits.dim(1);
-  std::vector<SampleRowParams> params(n);
-  for (int i = 0; i < n; ++i) {
-    HARDKV_CHECK(rows.forced[i] < vocab, kInvalidArgument,
-                 "cuda sample: forced token {} outside a vocabulary of {}", rows.forced[i], vocab);
-    params[i].uniform = rows.uniform[i];
-    params[i].temperature = rows.temperature[i];
-    params[i].top_p = rows.top_p[i];
-    params[i].min_p = rows.min_p[i];
-    params[i].top_k = rows.top_k[i];
-    params[i].forced = rows.forced[i];
+  if (n > 0) {
+    std::vector<SampleRowParams> params(n);
+    for (int i = 0; i < n; ++i) {
+      HARDKV_CHECK(rows.forced[i] < vocab, kInvalidArgument,
+                   "cuda sample: forced token {} outside a vocabulary of {}", rows.forced[i],
+                   vocab);
+      params[i].uniform = rows.uniform[i];
+      params[i].temperature = rows.temperature[i];
+      params[i].top_p = rows.top_p[i];
+      params[i].min_p = rows.min_p[i];
+      params[i].top_k = rows.top_k[i];
+      params[i].forced = rows.forced[i];
+    }
+    // Params (32 bytes a row) up; the tokens go to the device buffer that later steps' embedding
+    // reads placeholders from; tokens I32 [n] then log-probabilities F32 [n] down in one copy.
+    Tensor params_host = Tensor::view(params.data(), DType::kI32, {static_cast<int64_t>(n) * 8},
+                                      Device::kCPU);
+    Tensor params_dev = scratch(DType::kI32, params_host.shape());
+    copy_from_host(params_dev, params_host);
+    Tensor logprobs = scratch(DType::kF32, {rows.logprobs ? n : 1});
+    launch_sample(logits.data_as<const float>(), n, vocab,
+                  reinterpret_cast<const SampleRowParams*>(params_dev.data()), sampled_dev_,
+                  rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream());
+    CUDA_CHECK(cudaMemcpyAsync(slot.host, sampled_dev_, n * sizeof(int32_t),
+                               cudaMemcpyDeviceToHost, stream()));
+    if (rows.logprobs) {
+      CUDA_CHECK(cudaMemcpyAsync(slot.host + n, logprobs.data(), n * sizeof(float),
+                                 cudaMemcpyDeviceToHost, stream()));
+    }
   }
-  // Params (32 bytes a row) up; tokens I32 [n] then log-probabilities F32 [n] down in one copy.
-  Tensor params_host = Tensor::empty(DType::kI32, {static_cast<int64_t>(n) * 8});
-  std::memcpy(params_host.data(), params.data(), params.size() * sizeof(SampleRowParams));
-  Tensor params_dev = scratch(DType::kI32, params_host.shape());
-  copy_from_host(params_dev, params_host);
-  Tensor out = scratch(DType::kI32, {rows.logprobs ? 2 * n : n});
-  auto* tokens_dev = out.data_as<int32_t>();
-  auto* logprobs_dev = rows.logprobs ? reinterpret_cast<float*>(tokens_dev + n) : nullptr;
-  launch_sample(logits.data_as<const float>(), n, vocab,
-                reinterpret_cast<const SampleRowParams*>(params_dev.data()), tokens_dev,
-                logprobs_dev, nullptr, stream());
-  const Tensor host = download(out);
-  const int32_t* h = host.data_as<const int32_t>();
-  result.tokens.assign(h, h + n);
-  if (rows.logprobs) {
-    result.logprobs.resize(n);
-    std::memcpy(result.logprobs.data(), h + n, n * sizeof(float));
+  CUDA_CHECK(cudaEventRecord(slot.done, stream()));
+  slot.ticket = ticket;
+  slot.rows = n;
+  slot.logprobs = rows.logprobs;
+  return next_sample_ticket_++;
+}
+
+SampleResult CudaBackend::sample_wait(int64_t ticket) {
+  SampleSlot& slot = sample_slots_[ticket % kMaxPendingSamples];
+  HARDKV_CHECK(ticket >= 0 && slot.ticket == ticket, kInternal,
+               "cuda sample_wait: ticket {} is not pending", ticket);
+  CUDA_CHECK(cudaEventSynchronize(slot.done));
+  SampleResult result;
+  result.tokens.assign(slot.host, slot.host + slot.rows);
+  if (slot.logprobs) {
+    result.logprobs.resize(slot.rows);
+    std::memcpy(result.logprobs.data(), slot.host + slot.rows, slot.rows * sizeof(float));
   }
+  slot.ticket = -1;
   return result;
 }
 
