@@ -4,6 +4,7 @@
 // measured device-to-device copy bandwidth.
 //   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--graph 0|1] [--dir /tmp/m]
 //                [--batch B] [--json out.json] [--sample host|gpu] [--profile-step 0|1]
+//                [--overlap 0|1]
 // --batch B decodes B sequences of `ctx` tokens each (own KV blocks) per step; tok/s counts B
 // tokens per step and the roofline counts every sequence's K/V.
 // --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps; it also
@@ -13,6 +14,9 @@
 // does) and only the token comes back.
 // --profile-step 1: one eager step between cudaProfilerStart/Stop (for ncu --profile-from-start
 // off), after the timed steps.
+// --overlap 1 (with --sample gpu): after the timed steps, the same number of steps run as the
+// engine's overlapped steps do: step k + 1 is queued (its token a placeholder that the device
+// fills from step k's sampling) before step k's token is read back ("overlapped ms/step").
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
@@ -94,6 +98,7 @@ int main(int argc, char** argv) {
   bool use_graph = true;
   bool gpu_sample = false;
   bool profile_step = false;
+  bool overlap = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset")
@@ -114,6 +119,8 @@ int main(int argc, char** argv) {
       gpu_sample = v == "gpu";
     else if (k == "--profile-step")
       profile_step = v != "0";
+    else if (k == "--overlap")
+      overlap = v != "0";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -144,7 +151,7 @@ int main(int argc, char** argv) {
     nlohmann::json results = nlohmann::json::array();
     const int block_size = 16;
     for (int ctx : ctxs) {
-      const int max_len = ctx + steps + 16;
+      const int max_len = ctx + steps + 16 + (overlap ? steps + 8 : 0);
       const int blocks_per_seq = (max_len + block_size - 1) / block_size;
       KVCache kv = model->allocate_kv_cache(blocks_per_seq * batch, block_size);
       std::vector<int32_t> tokens;
@@ -183,19 +190,26 @@ int main(int argc, char** argv) {
       // Host part of the last step: from its start until its work is queued (the device is idle
       // for most of it, the previous step having been waited for); capture_s: the capture step.
       double last_host_s = 0, capture_s = 0;
-      auto step = [&](int new_tokens, bool graphed = false) {
-        const auto h0 = std::chrono::steady_clock::now();
-        const bool capturing = graphed && !graph;
+      hardkv::SampleRows greedy_row0;  // greedy sampling of row 0
+      greedy_row0.temperature = {0.f};
+      greedy_row0.top_k = {0};
+      greedy_row0.top_p = {1.f};
+      greedy_row0.min_p = {0.f};
+      greedy_row0.uniform = {0.0};
+      greedy_row0.forced = {-1};
+      // Queues a step's forward (placeholder: every new token is -1, the latest sample's row 0).
+      auto forward = [&](int new_tokens, bool graphed, bool placeholder) {
+        ForwardBatch fb = make(new_tokens);
+        if (placeholder) std::fill(fb.token_ids.begin(), fb.token_ids.end(), -1);
         hardkv::Tensor logits;
         if (!graphed) {
-          logits = model->forward(make(new_tokens), kv);
+          logits = model->forward(fb, kv);
         } else if (!graph) {
           cuda->begin_capture(max_len);
-          logits = model->forward(make(new_tokens), kv);
+          logits = model->forward(fb, kv);
           graph = cuda->end_capture();
           cuda->launch_graph(*graph);
         } else {
-          const ForwardBatch fb = make(new_tokens);
           cuda->begin_replay(*graph);
           logits = model->forward(fb, kv);
           if (!cuda->end_replay(*graph)) {  // metadata crossed a size bucket: capture anew
@@ -206,22 +220,20 @@ int main(int argc, char** argv) {
             cuda->launch_graph(*graph);
           }
         }
+        // Row 0 only: downloading [batch, vocab] would dominate a batched step.
+        return hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size},
+                                    logits.device());
+      };
+      auto step = [&](int new_tokens, bool graphed = false) {
+        const auto h0 = std::chrono::steady_clock::now();
+        const bool capturing = graphed && !graph;
+        const hardkv::Tensor row0 = forward(new_tokens, graphed, false);
         last_host_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - h0).count();
         if (capturing) capture_s = last_host_s;
-        // Row 0 only: downloading [batch, vocab] would dominate a batched step.
-        const hardkv::Tensor row0 =
-            hardkv::Tensor::view(logits.data(), logits.dtype(), {1, c.vocab_size}, logits.device());
         int32_t next = 0;
         if (gpu_sample) {
-          hardkv::SampleRows rows;
-          rows.temperature = {0.f};
-          rows.top_k = {0};
-          rows.top_p = {1.f};
-          rows.min_p = {0.f};
-          rows.uniform = {0.0};
-          rows.forced = {-1};
-          next = be->sample(row0, rows).tokens[0] % 256;
+          next = be->sample(row0, greedy_row0).tokens[0] % 256;
         } else {
           hardkv::Tensor h = be->download(row0);
           const float* l = h.data_as<float>();
@@ -252,6 +264,26 @@ int main(int argc, char** argv) {
         host_part.push_back(last_host_s);
       }
       std::sort(host_part.begin(), host_part.end());
+      // Overlapped steps: queue step i + 1, then wait for step i's token.
+      std::vector<double> overlapped;
+      if (overlap && gpu_sample) {
+        int64_t pending = -1;
+        for (int i = 0; i <= steps; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          const int64_t ticket = i < steps ? be->sample_async(forward(1, use_graph, pending >= 0),
+                                                              greedy_row0)
+                                           : -1;
+          be->release_scratch();
+          tokens.push_back(0);  // the next step's position; its id is a placeholder
+          if (pending >= 0) be->sample_wait(pending);
+          pending = ticket;
+          if (i > 0) {
+            overlapped.push_back(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+          }
+        }
+        std::sort(overlapped.begin(), overlapped.end());
+      }
       // The graph alone: replays back to back (same metadata), timed with events.
       double graph_device_ms = 0;
       if (use_graph && graph) {
@@ -319,6 +351,13 @@ int main(int argc, char** argv) {
           preset.c_str(), use_graph ? " (graph)" : "", batch, ctx, median * 1e3, mean * 1e3,
           batch / median, floor_read_s * 1e3, 100 * floor_read_s / median, ctx, prefill_s * 1e3,
           gpu_sample ? "gpu" : "host");
+      double overlapped_ms = 0;
+      if (!overlapped.empty()) {
+        overlapped_ms = overlapped[overlapped.size() / 2] * 1e3;
+        std::printf("  overlapped steps %.3f ms/step median = %.1f tok/s -> %.0f%% of roofline\n",
+                    overlapped_ms, batch / (overlapped_ms * 1e-3),
+                    100 * floor_read_s / (overlapped_ms * 1e-3));
+      }
       if (graph_device_ms > 0) {
         std::printf("  graph device time %.3f ms/step (replays back to back) -> %.0f%% of roofline\n",
                     graph_device_ms, 100 * floor_read_s / (graph_device_ms * 1e-3));
@@ -342,6 +381,7 @@ int main(int argc, char** argv) {
                          {"prefill_ms", prefill_s * 1e3},
                          {"graph_recaptures", recaptures},
                          {"graph_device_ms", graph_device_ms},
+                         {"overlapped_ms", overlapped_ms},
                          {"host_part_ms", host_part[host_part.size() / 2] * 1e3},
                          {"capture_ms", capture_s * 1e3},
                          {"sample", gpu_sample ? "gpu" : "host"},

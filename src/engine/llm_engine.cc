@@ -118,9 +118,9 @@ LLMEngine::~LLMEngine() {
                         prof_.run_s[i], prof_.runs[i] ? 1e3 * prof_.run_s[i] / prof_.runs[i] : 0.);
   }
   std::fprintf(stderr,
-               "engine profile: %lld steps; schedule %.3f s%s (replays: %.3f s until the graph "
-               "was queued, %.3f s from then until the tokens were back); rest of step() %.3f s; "
-               "caller between steps %.3f s\n",
+               "engine profile: %lld steps; schedule %.3f s%s (launch + token wait; replays: "
+               "%.3f s until the graph was queued; all steps: %.3f s waiting for tokens); rest "
+               "of step() %.3f s; caller between steps %.3f s\n",
                static_cast<long long>(num_steps_), prof_.schedule_s, runs.c_str(),
                runner_->replay_prep_seconds(), runner_->token_wait_seconds(), prof_.post_s,
                prof_.between_s);
@@ -250,6 +250,7 @@ LLMEngine::LaunchedStep LLMEngine::launch(SchedulerOutput out) {
   st.decode = out.num_tokens == static_cast<int>(out.seqs.size());
   st.ticket = runner_->launch(out);
   st.launch_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  prof_.call_run_s += st.launch_s;
   st.kind = runner_->num_graph_captures() > captures_before ? 1
             : runner_->num_graph_replays() > replays_before ? 0
                                                             : 2;
@@ -269,8 +270,10 @@ bool LLMEngine::drop_finished(SchedulerOutput& out) {
 void LLMEngine::complete(LaunchedStep& st, std::vector<StreamEvent>& events) {
   const auto t0 = std::chrono::steady_clock::now();
   const SampleResult step = runner_->collect(st.ticket);
-  const double dt =
-      st.launch_s + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double wait_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double dt = st.launch_s + wait_s;
+  prof_.call_run_s += wait_s;
   if (st.decode) {
     ++num_decode_steps_;
     decode_step_seconds_ += dt;
@@ -326,22 +329,25 @@ std::vector<RequestOutput> LLMEngine::step() {
   std::vector<StreamEvent> events;
   const double step_begin = prof_.on ? now() : 0;
   if (prof_.on && prof_.last_end >= 0) prof_.between_s += step_begin - prof_.last_end;
+  prof_.call_run_s = 0;
   if (inflight_) {
     drop_finished(inflight_->out);        // aborted since it was launched
     scheduler_->advance(inflight_->out);  // placeholders for its tokens, so the next step can run
   }
   std::optional<LaunchedStep> launched;
+  double schedule_this_call = 0;
   if (scheduler_->has_unfinished()) {
     SchedulerOutput out = scheduler_->schedule(now());
     // Empty with a step in flight when every running sequence waits for its final token.
     HARDKV_CHECK(!out.empty() || inflight_, kInternal,
                  "the scheduler made no progress ({} waiting, {} running)",
                  scheduler_->num_waiting(), scheduler_->num_running());
-    if (prof_.on) prof_.schedule_s += now() - step_begin;
+    if (prof_.on) {
+      schedule_this_call = now() - step_begin;
+      prof_.schedule_s += schedule_this_call;
+    }
     if (!out.empty()) launched = launch(std::move(out));  // its host time counts as the step's run
   }
-  const double schedule_end = prof_.on ? now() : 0;
-  const double run_before = prof_.run_s[0] + prof_.run_s[1] + prof_.run_s[2];
   if (inflight_) {
     num_overlapped_steps_ += launched ? 1 : 0;
     complete(*inflight_, events);
@@ -386,8 +392,7 @@ std::vector<RequestOutput> LLMEngine::step() {
   for (const RequestOutput& o : outputs) requests_.erase(o.request_id);
   if (prof_.on) {
     prof_.last_end = now();
-    const double run = prof_.run_s[0] + prof_.run_s[1] + prof_.run_s[2] - run_before;
-    prof_.post_s += prof_.last_end - schedule_end - run;
+    prof_.post_s += prof_.last_end - step_begin - schedule_this_call - prof_.call_run_s;
   }
   return outputs;
 }

@@ -111,6 +111,7 @@ class LLMEngine {
     double run_s[3] = {0, 0, 0};  // graph replay / graph capture (decode-only), other steps
     int64_t runs[3] = {0, 0, 0};
     double last_end = -1;  // now() at the end of the last step(); < 0 before the first
+    double call_run_s = 0;  // this step() call's launch + token-wait seconds
   };
   StepProfile prof_;
   std::chrono::steady_clock::time_point start_;

@@ -80,6 +80,49 @@ TEST_F(CudaOpsTest, Embedding) {
   }
 }
 
+// Placeholder ids -(r + 1) embed the token the latest sample_async picked for row r, on both
+// backends (greedy rows, so the picks are the logits' argmax, written here).
+TEST_F(CudaOpsTest, EmbeddingOfSampledPlaceholders) {
+  const int64_t vocab = 300, hidden = 64, rows = 5;
+  Tensor table = random({vocab, hidden});
+  Tensor logits = random({rows, vocab});
+  const Tensor host_logits = to_f32(*cpu_, cpu_->upload(logits, DType::kF32));
+  std::vector<int32_t> argmax(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = host_logits.data_as<float>() + r * vocab;
+    argmax[r] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
+  }
+  SampleRows sr;
+  for (int64_t r = 0; r < rows; ++r) {
+    sr.temperature.push_back(0.f);
+    sr.top_k.push_back(0);
+    sr.top_p.push_back(1.f);
+    sr.min_p.push_back(0.f);
+    sr.uniform.push_back(0.0);
+    sr.forced.push_back(-1);
+  }
+  const std::vector<int32_t> ids = {-3, 17, -1, -5, 299, -2};
+  std::vector<int32_t> resolved;
+  for (int32_t id : ids) resolved.push_back(id < 0 ? argmax[-id - 1] : id);
+  Tensor out_ref = cpu_->alloc(DType::kF32, {6, hidden});
+  cpu_->embedding(cpu_->upload(ints(resolved), DType::kI32), cpu_act(table), out_ref);
+  for (Backend* be : {cpu_.get(), gpu_.get()}) {
+    const int64_t ticket = be->sample_async(be->upload(logits, DType::kF32), sr);
+    const bool gpu = be == gpu_.get();
+    Tensor out =
+        gpu ? gpu_poisoned(DType::kBF16, {6, hidden}) : cpu_->alloc(DType::kF32, {6, hidden});
+    be->embedding(be->upload(ints(ids), DType::kI32), gpu ? gpu_act(table) : cpu_act(table), out);
+    EXPECT_EQ(be->sample_wait(ticket).tokens, argmax) << be->name();
+    if (gpu) {
+      expect_close(out_ref, out, 1e-12, "embedding of placeholders");
+    } else {
+      Tensor a = to_f32(*cpu_, out_ref), b = to_f32(*cpu_, out);
+      EXPECT_TRUE(std::equal(a.data_as<float>(), a.data_as<float>() + a.numel(),
+                             b.data_as<float>()));
+    }
+  }
+}
+
 TEST_F(CudaOpsTest, GatherRows) {
   Tensor x = random({50, 128});
   std::vector<int32_t> idx = {49, 0, 7, 7, 23};
