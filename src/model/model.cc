@@ -261,11 +261,16 @@ Tensor Model::forward(const ForwardBatch& b, KVCache& kv, AttentionHook* hook) {
     be.add_rms_norm_linear(h, residual, l.post_norm, eps, l.w_gate_up, opt(l.b_gate_up), gate_up);
     be.silu_mul_linear(gate_up, l.w_down, opt(l.b_down), mlp_act, h);
   }
-  be.add_rms_norm(h, residual, final_norm_, eps);
   const int64_t num_logits = static_cast<int64_t>(b.logits_indices.size());
-  Tensor last = be.scratch(act, {num_logits, hidden});
   Tensor logits = be.scratch(DType::kF32, {num_logits, c.vocab_size});
-  if (num_logits > 0) {
+  be.add_rms_norm(h, residual, final_norm_, eps);
+  // Every token a logits row, in order (a decode step): lm_head reads h itself, no gather.
+  bool every_row = num_logits == num_tokens;
+  for (int64_t i = 0; every_row && i < num_logits; ++i) every_row = b.logits_indices[i] == i;
+  if (every_row) {
+    be.linear(h, lm_head_, nullptr, logits);
+  } else if (num_logits > 0) {
+    Tensor last = be.scratch(act, {num_logits, hidden});
     be.gather_rows(h, logits_idx, last);
     be.linear(last, lm_head_, nullptr, logits);
   }

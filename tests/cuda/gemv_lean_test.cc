@@ -1,7 +1,8 @@
 // The lean batch-1 GEMV (src/kernels/cuda/gemv_lean.h) against a plain double-precision loop on
 // the host: the three prologues (none, residual add + RMSNorm, SiLU * up), every rows-per-warp
 // variant, m not a multiple of a block's rows, with and without bias; the add_rms_norm form twice
-// in a row (its block counter must be left at 0). Skips without a CUDA device.
+// in a row (its block counter must be left at 0); the warp-staged form (x read by every warp, no
+// block barrier) and the shared-memory form. Skips without a CUDA device.
 #include "kernels/cuda/gemv_lean.h"
 
 #include <cuda_runtime_api.h>
@@ -103,6 +104,7 @@ class GemvLeanTest : public ::testing::Test {
     a.m = m;
     a.k = k;
     a.prologue = pro;
+    a.warp_x = warp_x_ ? 1 : 0;
     if (pro == LeanPrologue::kAddRmsNorm) {
       a.x_out = reinterpret_cast<__nv_bfloat16*>(dx.ptr);
       a.residual = reinterpret_cast<__nv_bfloat16*>(dres.ptr);
@@ -125,6 +127,7 @@ class GemvLeanTest : public ::testing::Test {
     if (repeats > 1) run_case(pro, m, k, bias, repeats - 1);
   }
   int num_sms_ = 0;
+  bool warp_x_ = true;  // LeanGemvArgs::warp_x
   std::mt19937 rng_{777};
 };
 
@@ -142,6 +145,21 @@ TEST_F(GemvLeanTest, AddRmsNorm) {
   run_case(LeanPrologue::kAddRmsNorm, 1999, 1024, true);      // 2 rows per warp, partial block
   run_case(LeanPrologue::kAddRmsNorm, 1024, 2048, true);
   run_case(LeanPrologue::kAddRmsNorm, 700, 3072, false);
+  run_case(LeanPrologue::kAddRmsNorm, 500, 1024, true, 3);  // 1 row per warp, 4 chunks
+}
+
+// The same cases on the shared-memory form (the warp-staged one is the default where it fits).
+TEST_F(GemvLeanTest, PlainSharedMemoryForm) {
+  warp_x_ = false;
+  run_case(LeanPrologue::kNone, 4096, 1024, false);
+  run_case(LeanPrologue::kNone, 1000, 2048, true);
+  run_case(LeanPrologue::kNone, 1024, 3072, false);
+}
+
+TEST_F(GemvLeanTest, AddRmsNormSharedMemoryForm) {
+  warp_x_ = false;
+  run_case(LeanPrologue::kAddRmsNorm, 4096, 1024, false, 2);
+  run_case(LeanPrologue::kAddRmsNorm, 1999, 1024, true);
 }
 
 TEST_F(GemvLeanTest, SiluMul) {

@@ -1,8 +1,19 @@
 // Decode attention front end: which shapes the decode kernel covers, and the head-dim dispatch.
+#include <cstdlib>
+#include <cstring>
+
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_attention.h"
 
 namespace hardkv::cuda {
+
+bool decode_attention_prep_early() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_ATTN_EARLY_PREP");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
 
 bool decode_attention_supported(int head_dim, int group) {
   const bool dim_ok = head_dim == 64 || head_dim == 128 || head_dim == 256;

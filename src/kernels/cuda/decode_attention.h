@@ -17,6 +17,10 @@ bool decode_attention_supported(int head_dim, int group);
 // the caller runs the combine). Sequences with no query token are skipped.
 void launch_decode_attention(const PagedAttentionParams& p, cudaStream_t stream);
 
+// HARDKV_ATTN_EARLY_PREP=0: false; else the fused kernel reads the position, cos/sin row, slot and
+// q/k norm weights before waiting for the previous kernel (with HARDKV_ATTN_EARLY_KV). Read once.
+bool decode_attention_prep_early();
+
 // Per-head-dim entry points, each instantiated (for groups 1, 2, 4) in its own translation unit.
 void launch_decode_attention_d64(const PagedAttentionParams& p, cudaStream_t stream);
 void launch_decode_attention_d128(const PagedAttentionParams& p, cudaStream_t stream);

@@ -19,6 +19,8 @@
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
+#include "kernels/cuda/decode_attention.h"
+#include "kernels/cuda/decode_attention_prep.cuh"
 #include "kernels/cuda/pdl.cuh"
 #include "kernels/cuda/qkv_prepare_row.cuh"
 
@@ -43,9 +45,11 @@ inline constexpr int kDecodeMaxSplits = 128;  // plan_paged_attention's cap
 
 // kMinBlocks: resident blocks per multiprocessor the register budget is set for (4: at most 128
 // registers, for groups 1-2; 0: the compiler's choice, ~168 registers, 3 blocks).
+// prep_early (kFused with p.kv_before_wait): the position, cos/sin row, slot and q/k norm weights
+// are read before pdl_wait() too (decode_attention_prep.cuh), so only the qkv row is read after.
 template <int D, int G, bool kFused, int kMinBlocks>
 __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlocks)
-    decode_attention_kernel(const PagedAttentionParams p) {
+    decode_attention_kernel(const PagedAttentionParams p, bool prep_early) {
   using T = DecodeAttentionTraits<D, G>;
   constexpr int kLpt = T::kLanesPerToken;
   constexpr int kW = T::kWorkers;
@@ -121,6 +125,11 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
         vr[u] = __ldg(reinterpret_cast<const uint4*>(v_base + slot[u] * slot_stride));
       }
     };
+    const bool prep_before = kv_early && prep_early;
+    HeadPrepConsts<D> prep;
+    if (prep_before) {
+      prep.load(p.positions, p.cos_sin, p.max_pos, p.slots, p.q_norm, p.k_norm, tok, lane);
+    }
     load_step(kv_begin);  // in flight while the query (and new K/V) are prepared
     if (kv_early) pdl_wait();
 
@@ -128,11 +137,28 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
       // Rows: the G query heads, then (the block holding position kv_len - 1) K and V.
       const int64_t qkv_row = static_cast<int64_t>(p.num_q_heads + 2 * p.num_kv_heads) * D;
       const bf16* src_tok = p.qkv + static_cast<int64_t>(tok) * qkv_row;
-      const int32_t pos = p.positions[tok];
-      const float* cs =
-          pos >= 0 && pos < p.max_pos ? p.cos_sin + static_cast<int64_t>(pos) * D : nullptr;
+      const float* cs = nullptr;  // !prep_before: read here
+      if (!prep_before) {
+        const int32_t pos = p.positions[tok];
+        if (pos >= 0 && pos < p.max_pos) cs = p.cos_sin + static_cast<int64_t>(pos) * D;
+      }
       const int rows = G + (has_new ? 2 : 0);
-      for (int r = warp; r < rows; r += T::kWarps) {
+      for (int r = warp; r < rows && prep_before; r += T::kWarps) {
+        if (r < G) {
+          prepare_head_row_regs<D>(src_tok + static_cast<int64_t>(head0 + r) * D, q_s[r], false,
+                                   p.q_norm != nullptr, p.eps, prep, lane);
+        } else if (r == G) {
+          prepare_head_row_regs<D>(src_tok + static_cast<int64_t>(p.num_q_heads + kv_head) * D,
+                                   kv_new_s[0], true, p.k_norm != nullptr, p.eps, prep, lane);
+        } else {
+          const bf16* v =
+              src_tok + static_cast<int64_t>(p.num_q_heads + p.num_kv_heads + kv_head) * D;
+          for (int i = lane * 8; i < D; i += 32 * 8) {
+            *reinterpret_cast<uint4*>(&kv_new_s[1][i]) = *reinterpret_cast<const uint4*>(v + i);
+          }
+        }
+      }
+      for (int r = warp; r < rows && !prep_before; r += T::kWarps) {
         if (r < G) {
           prepare_head_row(src_tok + static_cast<int64_t>(head0 + r) * D, q_s[r], p.q_norm, p.eps,
                            cs, D, lane);
@@ -149,7 +175,7 @@ __global__ void __launch_bounds__(DecodeAttentionTraits<D, G>::kThreads, kMinBlo
       }
       __syncthreads();  // q_s and kv_new_s ready
       if (has_new) {
-        const int32_t slot = p.slots[tok];
+        const int32_t slot = prep_before ? prep.slot : p.slots[tok];
         if (slot >= 0 && slot < p.num_slots) {
           const int64_t dst = (static_cast<int64_t>(slot) * p.num_kv_heads + kv_head) * D;
           for (int i = threadIdx.x * 8; i < 2 * D; i += T::kThreads * 8) {
@@ -401,14 +427,15 @@ void launch_decode_attention_impl(const PagedAttentionParams& p, cudaStream_t st
                   static_cast<unsigned>(p.num_seqs));
   // cluster_merge: the num_splits blocks of a (KV head, sequence) form one cluster.
   const unsigned cluster = p.cluster_merge && p.num_splits > 1 ? p.num_splits : 0;
+  const bool prep_early = decode_attention_prep_early();
   auto launch = [&](auto min_blocks) {
     constexpr int kMin = decltype(min_blocks)::value;
     if (p.qkv != nullptr) {
       launch_pdl_cluster(decode_attention_kernel<D, G, true, kMin>, grid, dim3(T::kThreads), 0,
-                         stream, dim3(1, cluster, 1), p);
+                         stream, dim3(1, cluster, 1), p, prep_early);
     } else {
       launch_pdl_cluster(decode_attention_kernel<D, G, false, kMin>, grid, dim3(T::kThreads), 0,
-                         stream, dim3(1, cluster, 1), p);
+                         stream, dim3(1, cluster, 1), p, false);
     }
   };
   bool done = false;

@@ -2,7 +2,8 @@
 // kRpw consecutive weight rows of length kChunks * 256 and each lane holds kChunks 16-byte chunks
 // of every row in registers (the block's whole slice), loaded before pdl_wait(). A 16-warp block
 // pair of the general kernel (gemv.cu) fills the register file, so the next kernel could only
-// become resident when it ended; this one uses about half of it.
+// become resident when it ended; this one uses about half of it. The plain and add_rms_norm forms
+// also come warp-staged (gemv_lean_warp_kernel: x read by every warp, no block barrier).
 #include <cstdlib>
 #include <cstring>
 
@@ -175,6 +176,152 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, 
   }
 }
 
+// pack8: 8 floats -> 8 bf16 (round to nearest), as store8 stores them.
+__device__ __forceinline__ uint4 pack8(const float (&f)[8]) {
+  uint4 u;
+  __nv_bfloat162* h = reinterpret_cast<__nv_bfloat162*>(&u);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) h[i] = __floats2bfloat162_rn(f[2 * i], f[2 * i + 1]);
+  return u;
+}
+
+// The warp-staged form (kNone / kAddRmsNorm): lane l of every warp needs x only at the elements
+// c * 256 + l * 8 + [0, 8) of its weight chunks, which across the warp is the whole row, so each
+// warp reads its x (and residual) chunks from L2 into registers itself and, for the norm, sums
+// the squares with a warp reduction: no shared memory and no block barrier between pdl_wait() and
+// the dot products. kAddRmsNorm: warps 1-7 arrive at a named barrier once they have read x and
+// residual; warp 0 waits there and counts the block; the last block's warp 0 writes residual and
+// x back from its registers after its outputs.
+// The norm form holds x, residual and norm-weight chunks beside the weights after the wait: 8
+// more registers than kLeanMaxRegs (128 spilled at 4 rows x 4 chunks).
+template <int kRpw, int kChunks, LeanPrologue kPro>
+inline constexpr int kLeanWarpMaxRegs =
+    kLeanMaxRegs<kRpw, kChunks> + (kPro == LeanPrologue::kAddRmsNorm ? 8 : 0);
+
+template <int kRpw, int kChunks, LeanPrologue kPro>
+__global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanWarpMaxRegs<kRpw, kChunks, kPro>))
+    gemv_lean_warp_kernel(const LeanGemvArgs a, bool early_trigger) {
+  static_assert(kPro != LeanPrologue::kSiluMul, "SiLU * up stays on the shared-memory form");
+  constexpr bool kNorm = kPro == LeanPrologue::kAddRmsNorm;
+  constexpr int kK = kChunks * kChunkElems;
+  constexpr int kRows = kLeanWarps * kRpw;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows + warp * kRpw;
+  if (early_trigger) pdl_launch_dependents();
+
+  uint4 wv[kRpw][kChunks];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const bf16* wr = a.w + min(row0 + j, a.m - 1) * kK + lane * 8;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      wv[j][c] = __ldg(reinterpret_cast<const uint4*>(wr + c * kChunkElems));
+    }
+  }
+  float bias[kRpw];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    bias[j] =
+        a.bias != nullptr && lane == 0 ? __bfloat162float(a.bias[min(row0 + j, a.m - 1)]) : 0.f;
+  }
+  pdl_wait();
+  if (!early_trigger) pdl_launch_dependents();
+
+  // xv: this lane's x chunks (kAddRmsNorm: the normed row), sv: the rounded sums (kAddRmsNorm).
+  uint4 xv[kChunks], sv[kNorm ? kChunks : 1];
+  __shared__ uint4 sum_s[kNorm ? kChunks * 32 : 1];  // warp 0's rounded sums, lane-major
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    xv[c] = *reinterpret_cast<const uint4*>(a.x + c * kChunkElems + lane * 8);
+  }
+  if constexpr (kNorm) {
+    uint4 nv[kChunks];
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      sv[c] = *reinterpret_cast<const uint4*>(a.residual + c * kChunkElems + lane * 8);
+      nv[c] = __ldg(reinterpret_cast<const uint4*>(a.norm_w + c * kChunkElems + lane * 8));
+    }
+    float ss = 0.f;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      float xf[8], rf[8];
+      unpack8(xv[c], xf);
+      unpack8(sv[c], rf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) rf[i] += xf[i];
+      sv[c] = pack8(rf);  // the bf16-rounded sum, as a bf16 residual stream holds it
+      unpack8(sv[c], rf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) ss += rf[i] * rf[i];
+    }
+    // Warp 0 keeps its sums for the write-back in shared memory (each lane its own chunks: no
+    // barrier), not in registers through the dot products.
+    if (warp == 0) {
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) sum_s[c * 32 + lane] = sv[c];
+    }
+    const float inv = rsqrtf(warp_sum(ss) / static_cast<float>(kK) + a.eps);
+    // x and residual are read (their values are in the sum): count this warp at the barrier.
+    if (warp == 0) {
+      asm volatile("bar.sync 1, %0;" ::"n"(kLeanThreads) : "memory");
+    } else {
+      asm volatile("bar.arrive 1, %0;" ::"n"(kLeanThreads) : "memory");
+    }
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      float rf[8], nf[8];
+      unpack8(sv[c], rf);
+      unpack8(nv[c], nf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) rf[i] = rf[i] * inv * nf[i];
+      xv[c] = pack8(rf);
+    }
+  }
+  unsigned ticket = 0;
+  if (kNorm && warp == 0 && lane == 0) {
+    __threadfence();
+    ticket = atomicAdd(a.counter, 1u);
+  }
+
+  float acc[kRpw][2];
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) acc[j][0] = acc[j][1] = 0.f;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    float xf[8];
+    uint4& xc = xv[c];  // kept packed until here (as the weights below)
+    asm volatile("" : "+r"(xc.x), "+r"(xc.y), "+r"(xc.z), "+r"(xc.w));
+    unpack8(xc, xf);
+#pragma unroll
+    for (int j = 0; j < kRpw; ++j) {
+      uint4& wc = wv[j][c];
+      asm volatile("" : "+r"(wc.x), "+r"(wc.y), "+r"(wc.z), "+r"(wc.w));
+      float wf[8];
+      unpack8(wc, wf);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) acc[j][i % 2] = fmaf(wf[i], xf[i], acc[j][i % 2]);
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const float v = warp_sum(acc[j][0] + acc[j][1]);
+    if (lane == 0 && row0 + j < a.m) a.out[row0 + j] = __float2bfloat16(v + bias[j]);
+  }
+
+  if constexpr (kNorm) {
+    if (warp != 0) return;
+    const bool last = __shfl_sync(0xffffffffu, ticket, 0) == gridDim.x - 1;
+    if (!last) return;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      const int i = c * kChunkElems + lane * 8;
+      *reinterpret_cast<uint4*>(a.residual + i) = sum_s[c * 32 + lane];
+      *reinterpret_cast<uint4*>(a.x_out + i) = xv[c];
+    }
+    if (lane == 0) *a.counter = 0;
+  }
+}
+
 bool lean_enabled() {
   static const bool on = [] {
     const char* v = std::getenv("HARDKV_GEMV_LEAN");
@@ -195,14 +342,62 @@ int lean_rows_per_warp(int64_t m, int64_t k, int num_sms) {
   return 0;
 }
 
+// Per-prologue bit masks: 1 kNone, 2 kAddRmsNorm, 4 kSiluMul.
+unsigned prologue_bit(const LeanGemvArgs& a) { return 1u << static_cast<int>(a.prologue); }
+unsigned env_mask(const char* name, unsigned dflt) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? dflt : static_cast<unsigned>(std::strtoul(v, nullptr, 0));
+}
+// HARDKV_GEMV_LEAN_EARLY_MASK: the forms that trigger their dependents before their wait, so
+// that the next kernel's blocks can start loading their weights earlier (default 1: the plain
+// form, i.e. o_proj while attention runs, so gate_up's blocks load during it; H100 Qwen3-0.6B
+// batch 1 ctx 512: 0.862 -> 0.840 ms graph device time; adding add_rms_norm (3) was slower, SiLU
+// (5) the same). HARDKV_PDL_EARLY=1 turns it on for every form.
+unsigned lean_early_trigger_mask() {
+  static const unsigned m = env_mask("HARDKV_GEMV_LEAN_EARLY_MASK", 1u);
+  return m;
+}
+// HARDKV_GEMV_LEAN_WARP_X: the forms that run warp-staged where they fit (default 3: plain and
+// add_rms_norm). 0: none. H100, Qwen3-0.6B batch 1 graph device time, with the o_proj early
+// trigger: 3 -> 0.835 / 1.165 ms (ctx 512 / 4096), 2 -> 0.840 / 1.182, 0 -> 0.834 / 1.187.
+unsigned lean_warp_x_mask() {
+  static const unsigned m = env_mask("HARDKV_GEMV_LEAN_WARP_X", 3u);
+  return m;
+}
+
+// The warp-staged form covers (kRpw, kChunks, prologue) when the weights, x and (for the norm)
+// residual and norm weights fit the register cap: at most 28 16-byte chunks per lane.
+template <int kRpw, int kChunks>
+constexpr bool warp_form_fits(LeanPrologue pro) {
+  if (pro == LeanPrologue::kNone) return kChunks * (kRpw + 1) <= 28;
+  if (pro == LeanPrologue::kAddRmsNorm) return kChunks * (kRpw + 3) <= 28;
+  return false;
+}
+
 template <int kRpw, int kChunks>
 void launch_shape(const LeanGemvArgs& a, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned>(ceil_div(a.m, kLeanWarps * kRpw)));
-  const bool early = gemv_pdl_early_trigger();
+  const bool early = gemv_pdl_early_trigger() || (lean_early_trigger_mask() & prologue_bit(a)) != 0;
   static const bool early_count = [] {
     const char* v = std::getenv("HARDKV_GEMV_LEAN_EARLY_COUNT");
     return v == nullptr || std::strcmp(v, "0") != 0;
   }();
+  if (a.warp_x > 0 || (a.warp_x < 0 && (lean_warp_x_mask() & prologue_bit(a)) != 0)) {
+    if constexpr (warp_form_fits<kRpw, kChunks>(LeanPrologue::kNone)) {
+      if (a.prologue == LeanPrologue::kNone) {
+        launch_pdl(gemv_lean_warp_kernel<kRpw, kChunks, LeanPrologue::kNone>, grid,
+                   dim3(kLeanThreads), 0, stream, a, early);
+        return;
+      }
+    }
+    if constexpr (warp_form_fits<kRpw, kChunks>(LeanPrologue::kAddRmsNorm)) {
+      if (a.prologue == LeanPrologue::kAddRmsNorm) {
+        launch_pdl(gemv_lean_warp_kernel<kRpw, kChunks, LeanPrologue::kAddRmsNorm>, grid,
+                   dim3(kLeanThreads), 0, stream, a, early);
+        return;
+      }
+    }
+  }
   switch (a.prologue) {
     case LeanPrologue::kNone:
       launch_pdl(gemv_lean_kernel<kRpw, kChunks, LeanPrologue::kNone>, grid, dim3(kLeanThreads), 0,

@@ -26,6 +26,11 @@ struct LeanGemvArgs {
   __nv_bfloat16* out = nullptr;         // [m]
   int64_t m = 0, k = 0;
   LeanPrologue prologue = LeanPrologue::kNone;
+  // The warp-staged form for kNone / kAddRmsNorm (each warp reads its x chunks from L2 itself: no
+  // shared memory, no block barrier) where the registers allow (gemv_lean.cu: warp_form_fits).
+  // -1: for the forms in HARDKV_GEMV_LEAN_WARP_X's mask (default: both); 1: where it fits;
+  // 0: never (the shared-memory form).
+  int warp_x = -1;
 };
 
 // True when the lean kernel covers out[1, m] = x[1, k] w^T: k one of 1024, 2048, 3072 and the
@@ -38,7 +43,8 @@ void launch_gemv_lean(const LeanGemvArgs& a, int num_sms, cudaStream_t stream);
 
 // HARDKV_PDL_EARLY=1: GEMV kernels allow the next kernel to launch before their own pdl_wait()
 // (its blocks then load their weights while this kernel still waits and computes); otherwise
-// right after it. Read once.
+// right after it, except the lean forms in HARDKV_GEMV_LEAN_EARLY_MASK (default: the plain one,
+// o_proj). Read once.
 bool gemv_pdl_early_trigger();
 
 }  // namespace hardkv::cuda
