@@ -13,6 +13,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/decode_attention.h"
 #include "kernels/cuda/embedding.h"
+#include "kernels/cuda/gemm_skinny.h"
 #include "kernels/cuda/gemv.h"
 #include "kernels/cuda/kv_store.h"
 #include "kernels/cuda/qkv_prepare.h"
@@ -361,6 +362,9 @@ void CudaBackend::linear(const Tensor& x, const Tensor& w, const Tensor* bias, T
   if (gemv_supported(x.data(), w.data(), n, k)) {
     launch_gemv(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, num_sms_,
                 stream_);
+  } else if (n > kGemvMaxRows && out.dtype() == DType::kBF16 && gemm_skinny_dispatch(n, m, k) &&
+             gemm_skinny_supported(x.data(), w.data(), b, out.data(), n, m, k)) {
+    launch_gemm_skinny(cbf(x), cbf(w), b, mbf(out), n, m, k, num_sms_, stream_);
   } else {
     gemm_->run(cbf(x), cbf(w), b, out.data(), out.dtype() == DType::kF32, n, m, k, stream_);
   }
