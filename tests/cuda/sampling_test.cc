@@ -123,6 +123,19 @@ class CudaSamplingTest : public ::testing::Test {
     out.tokens.assign(t.data_as<int32_t>(), t.data_as<int32_t>() + n);
     out.kept.assign(k.data_as<int32_t>(), k.data_as<int32_t>() + n);
     out.logprobs.assign(l.data_as<float>(), l.data_as<float>() + n);
+    if (n <= cuda::kSampleInlineRows) {
+      // The same launch with the parameters passed inline (as CudaBackend::sample does for few
+      // rows) must give exactly the same results.
+      Tensor tok2 = be_->alloc(DType::kI32, {n}), kept2 = be_->alloc(DType::kI32, {n});
+      Tensor lp2 = be_->alloc(DType::kF32, {n});
+      cuda::launch_sample(dev.data_as<const float>(), n, vocab, nullptr, tok2.data_as<int32_t>(),
+                          lp2.data_as<float>(), kept2.data_as<int32_t>(), cuda_->stream(),
+                          cluster_size, params.data());
+      const Tensor t2 = be_->download(tok2), k2 = be_->download(kept2), l2 = be_->download(lp2);
+      EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), t2.data_as<int32_t>()));
+      EXPECT_TRUE(std::equal(out.kept.begin(), out.kept.end(), k2.data_as<int32_t>()));
+      EXPECT_TRUE(std::equal(out.logprobs.begin(), out.logprobs.end(), l2.data_as<float>()));
+    }
     return out;
   }
 

@@ -50,16 +50,21 @@ int64_t CudaBackend::sample_async(const Tensor& logits, const SampleRows& rows) 
       params[i].top_k = rows.top_k[i];
       params[i].forced = rows.forced[i];
     }
-    // Params (32 bytes a row) up; the tokens go to the device buffer that later steps' embedding
-    // reads placeholders from; tokens I32 [n] then log-probabilities F32 [n] down in one copy.
-    Tensor params_host = Tensor::view(params.data(), DType::kI32, {static_cast<int64_t>(n) * 8},
-                                      Device::kCPU);
-    Tensor params_dev = scratch(DType::kI32, params_host.shape());
-    copy_from_host(params_dev, params_host);
+    // Params (32 bytes a row) with the launch up to kSampleInlineRows rows, else copied up; the
+    // tokens go to the device buffer that later steps' embedding reads placeholders from.
+    const SampleRowParams* params_dev = nullptr;
+    if (n > kSampleInlineRows) {
+      Tensor params_host = Tensor::view(params.data(), DType::kI32,
+                                        {static_cast<int64_t>(n) * 8}, Device::kCPU);
+      Tensor dev = scratch(DType::kI32, params_host.shape());
+      copy_from_host(dev, params_host);
+      params_dev = reinterpret_cast<const SampleRowParams*>(dev.data());
+    }
     Tensor logprobs = scratch(DType::kF32, {rows.logprobs ? n : 1});
-    launch_sample(logits.data_as<const float>(), n, vocab,
-                  reinterpret_cast<const SampleRowParams*>(params_dev.data()), sampled_dev_,
-                  rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream());
+    launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
+                  rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream(), 0,
+                  n > kSampleInlineRows ? nullptr : params.data());
+    // Tokens I32 [n] then log-probabilities F32 [n] down.
     CUDA_CHECK(cudaMemcpyAsync(slot.host, sampled_dev_, n * sizeof(int32_t),
                                cudaMemcpyDeviceToHost, stream()));
     if (rows.logprobs) {

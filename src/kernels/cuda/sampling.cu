@@ -9,6 +9,7 @@
 // where summation order moves a CDF boundary by a few ulps.
 #include <cooperative_groups.h>
 
+#include <algorithm>
 #include <cfloat>
 #include <climits>
 #include <cstdint>
@@ -468,10 +469,18 @@ __device__ __forceinline__ Draw draw(const float* row, Ctx& c, Prefix kept, Weig
   return d;
 }
 
+// Up to kSampleInlineRows rows' parameters travel as a kernel argument (no copy to the device).
+struct InlineParams {
+  SampleRowParams rows[kSampleInlineRows];
+  int num_rows = 0;  // > 0: read these instead of `params`
+};
+
 __global__ void __launch_bounds__(kThreads, 2)
     sample_kernel(const float* __restrict__ logits, int vocab,
-                  const SampleRowParams* __restrict__ params, int32_t* __restrict__ out_tokens,
-                  float* __restrict__ out_logprobs, int32_t* __restrict__ out_kept) {
+                  const SampleRowParams* __restrict__ params,
+                  const __grid_constant__ InlineParams inline_params,
+                  int32_t* __restrict__ out_tokens, float* __restrict__ out_logprobs,
+                  int32_t* __restrict__ out_kept) {
   __shared__ Shared sh;
   Ctx c{cg::this_cluster(), 0, 1, 0, 0};
   c.size = static_cast<int>(c.cluster.num_blocks());
@@ -481,7 +490,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   c.begin = min(vocab, c.rank * slice);
   c.end = min(vocab, c.begin + slice);
   const float* row = logits + r * vocab;
-  const SampleRowParams p = params[r];
+  const SampleRowParams p = inline_params.num_rows > 0 ? inline_params.rows[r] : params[r];
   const bool forced = p.forced >= 0;
   const bool want_logprob = out_logprobs != nullptr;
   RowStats st{0.f, 0, 0.0};
@@ -568,7 +577,8 @@ int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
 
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
-                   int32_t* out_kept, cudaStream_t stream, int cluster_size) {
+                   int32_t* out_kept, cudaStream_t stream, int cluster_size,
+                   const SampleRowParams* host_params) {
   CUDA_REQUIRE(vocab > 0 && vocab < INT_MAX - (1 << 14), kInvalidArgument, "sample: vocabulary of ",
                vocab, " tokens (1 .. 2^31 - 2^14 supported)");
   CUDA_REQUIRE(cluster_size >= 0 && cluster_size <= kMaxCluster, kInvalidArgument,
@@ -588,8 +598,15 @@ void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
   cfg.stream = stream;
   cfg.attrs = &attr;
   cfg.numAttrs = 1;
+  InlineParams inline_params;
+  if (host_params != nullptr) {
+    CUDA_REQUIRE(num_rows <= kSampleInlineRows, kInvalidArgument, "sample: ", num_rows,
+                 " rows of host parameters (at most ", kSampleInlineRows, ")");
+    std::copy(host_params, host_params + num_rows, inline_params.rows);
+    inline_params.num_rows = static_cast<int>(num_rows);
+  }
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, sample_kernel, logits, static_cast<int>(vocab), params,
-                                out_tokens, out_logprobs, out_kept));
+                                inline_params, out_tokens, out_logprobs, out_kept));
 }
 
 }  // namespace hardkv::cuda

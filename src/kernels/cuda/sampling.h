@@ -28,8 +28,12 @@ static_assert(sizeof(SampleRowParams) == 32);
 // draw (nonzero probability after the filters; 1 for greedy, 0 for forced rows).
 // cluster_size: thread blocks (SMs) per row, 1..16; 0 picks one that fills the GPU (many for few
 // rows, 1 for hundreds). No host synchronisation; vocab < 2^31 - 2^14.
+// host_params [num_rows <= kSampleInlineRows] (host memory) instead of params (then null): the
+// parameters go with the launch, saving a copy to the device.
+inline constexpr int kSampleInlineRows = 64;
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
-                   int32_t* out_kept, cudaStream_t stream, int cluster_size = 0);
+                   int32_t* out_kept, cudaStream_t stream, int cluster_size = 0,
+                   const SampleRowParams* host_params = nullptr);
 
 }  // namespace hardkv::cuda
