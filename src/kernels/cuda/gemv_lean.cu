@@ -349,12 +349,13 @@ unsigned env_mask(const char* name, unsigned dflt) {
   return v == nullptr ? dflt : static_cast<unsigned>(std::strtoul(v, nullptr, 0));
 }
 // HARDKV_GEMV_LEAN_EARLY_MASK: the forms that trigger their dependents before their wait, so
-// that the next kernel's blocks can start loading their weights earlier (default 1: the plain
-// form, i.e. o_proj while attention runs, so gate_up's blocks load during it; H100 Qwen3-0.6B
-// batch 1 ctx 512: 0.862 -> 0.840 ms graph device time; adding add_rms_norm (3) was slower, SiLU
-// (5) the same). HARDKV_PDL_EARLY=1 turns it on for every form.
+// that the next kernel's blocks can start loading their weights earlier (default 5: the plain
+// form, i.e. o_proj while attention runs, so gate_up's blocks load during it, and SiLU, i.e. down,
+// so the next qkv's blocks load during it). H100 Qwen3-0.6B batch 1 graph device time, ctx 512 /
+// 4096: 0 -> 0.862 / 1.197 ms, 1 -> 0.836 / 1.173, 5 -> 0.827-0.830 / 1.163-1.170; with
+// add_rms_norm too (3, 7) ctx 4096 was slower (1.19-1.21). HARDKV_PDL_EARLY=1: every form.
 unsigned lean_early_trigger_mask() {
-  static const unsigned m = env_mask("HARDKV_GEMV_LEAN_EARLY_MASK", 1u);
+  static const unsigned m = env_mask("HARDKV_GEMV_LEAN_EARLY_MASK", 5u);
   return m;
 }
 // HARDKV_GEMV_LEAN_WARP_X: the forms that run warp-staged where they fit (default 3: plain and

@@ -44,7 +44,7 @@ void launch_gemv_lean(const LeanGemvArgs& a, int num_sms, cudaStream_t stream);
 // HARDKV_PDL_EARLY=1: GEMV kernels allow the next kernel to launch before their own pdl_wait()
 // (its blocks then load their weights while this kernel still waits and computes); otherwise
 // right after it, except the lean forms in HARDKV_GEMV_LEAN_EARLY_MASK (default: the plain one,
-// o_proj). Read once.
+// o_proj, and SiLU, down). Read once.
 bool gemv_pdl_early_trigger();
 
 }  // namespace hardkv::cuda
