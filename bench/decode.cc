@@ -190,13 +190,7 @@ int main(int argc, char** argv) {
       // Host part of the last step: from its start until its work is queued (the device is idle
       // for most of it, the previous step having been waited for); capture_s: the capture step.
       double last_host_s = 0, capture_s = 0;
-      hardkv::SampleRows greedy_row0;  // greedy sampling of row 0
-      greedy_row0.temperature = {0.f};
-      greedy_row0.top_k = {0};
-      greedy_row0.top_p = {1.f};
-      greedy_row0.min_p = {0.f};
-      greedy_row0.uniform = {0.0};
-      greedy_row0.forced = {-1};
+      const hardkv::SampleRows greedy_row0 = hardkv::SampleRows::greedy(1);
       // Queues a step's forward (placeholder: every new token is -1, the latest sample's row 0).
       auto forward = [&](int new_tokens, bool graphed, bool placeholder) {
         ForwardBatch fb = make(new_tokens);

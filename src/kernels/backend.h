@@ -46,6 +46,17 @@ struct SampleRows {
   std::vector<int32_t> forced;     // [N] >= 0: the result is this token (teacher forcing); -1: draw
   bool logprobs = false;           // also return log_softmax(raw logits)[chosen token] per row
   int size() const { return static_cast<int>(temperature.size()); }
+  // n greedy rows (no filters, no forcing).
+  static SampleRows greedy(int n) {
+    SampleRows r;
+    r.temperature.assign(n, 0.f);
+    r.top_k.assign(n, 0);
+    r.top_p.assign(n, 1.f);
+    r.min_p.assign(n, 0.f);
+    r.uniform.assign(n, 0.0);
+    r.forced.assign(n, -1);
+    return r;
+  }
 };
 
 struct SampleResult {

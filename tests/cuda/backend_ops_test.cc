@@ -92,15 +92,7 @@ TEST_F(CudaOpsTest, EmbeddingOfSampledPlaceholders) {
     const float* row = host_logits.data_as<float>() + r * vocab;
     argmax[r] = static_cast<int32_t>(std::max_element(row, row + vocab) - row);
   }
-  SampleRows sr;
-  for (int64_t r = 0; r < rows; ++r) {
-    sr.temperature.push_back(0.f);
-    sr.top_k.push_back(0);
-    sr.top_p.push_back(1.f);
-    sr.min_p.push_back(0.f);
-    sr.uniform.push_back(0.0);
-    sr.forced.push_back(-1);
-  }
+  const SampleRows sr = SampleRows::greedy(static_cast<int>(rows));
   const std::vector<int32_t> ids = {-3, 17, -1, -5, 299, -2};
   std::vector<int32_t> resolved;
   for (int32_t id : ids) resolved.push_back(id < 0 ? argmax[-id - 1] : id);

@@ -330,12 +330,7 @@ TEST_F(CudaSamplingTest, BackendSampleForcedAndLogprobs) {
 TEST_F(CudaSamplingTest, RejectsForcedTokenOutsideVocabulary) {
   Tensor host = Tensor::empty(DType::kF32, {1, 8});
   std::fill_n(host.data_as<float>(), 8, 0.f);
-  SampleRows rows;
-  rows.temperature = {0.f};
-  rows.top_k = {0};
-  rows.top_p = {1.f};
-  rows.min_p = {0.f};
-  rows.uniform = {0.0};
+  SampleRows rows = SampleRows::greedy(1);
   rows.forced = {8};
   EXPECT_THROW(be_->sample(be_->upload(host, DType::kF32), rows), Error);
 }

@@ -252,14 +252,7 @@ TEST(AsyncScheduling, CpuEmbeddingResolvesPlaceholders) {
   for (int64_t i = 0; i < 2 * vocab; ++i) logits.data_as<float>()[i] = 0.f;
   logits.data_as<float>()[4] = 1.f;          // row 0 -> token 4
   logits.data_as<float>()[vocab + 1] = 1.f;  // row 1 -> token 1
-  SampleRows rows;
-  rows.temperature = {0.f, 0.f};
-  rows.top_k = {0, 0};
-  rows.top_p = {1.f, 1.f};
-  rows.min_p = {0.f, 0.f};
-  rows.uniform = {0.0, 0.0};
-  rows.forced = {-1, -1};
-  const int64_t ticket = be->sample_async(logits, rows);
+  const int64_t ticket = be->sample_async(logits, SampleRows::greedy(2));
   std::vector<int32_t> id_values = {-2, 3, -1};
   Tensor ids = Tensor::view(id_values.data(), DType::kI32, {3}, Device::kCPU);
   Tensor out = Tensor::empty(DType::kF32, {3, hidden});
