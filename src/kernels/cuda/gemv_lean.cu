@@ -68,6 +68,29 @@ __device__ __forceinline__ void lean_stage_x(const LeanGemvArgs& a, const float 
   }
 }
 
+// A warp's kRpw weight rows (lane: 16-byte chunks lane, lane + 32, ...) and lane 0's biases,
+// read with no dependence on earlier kernels. Rows past m load row m - 1 (in bounds; their
+// results are dropped).
+template <int kRpw, int kChunks>
+__device__ __forceinline__ void load_lean_weights(const LeanGemvArgs& a, int64_t row0, int lane,
+                                                  uint4 (&wv)[kRpw][kChunks],
+                                                  float (&bias)[kRpw]) {
+  constexpr int kK = kChunks * kChunkElems;
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const bf16* wr = a.w + min(row0 + j, a.m - 1) * kK + lane * 8;
+#pragma unroll
+    for (int c = 0; c < kChunks; ++c) {
+      wv[j][c] = __ldg(reinterpret_cast<const uint4*>(wr + c * kChunkElems));
+    }
+  }
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    bias[j] =
+        a.bias != nullptr && lane == 0 ? __bfloat162float(a.bias[min(row0 + j, a.m - 1)]) : 0.f;
+  }
+}
+
 // Register cap: 128 (two blocks' worth) up to 16 chunks per lane, else 160; the compiler would
 // take ~1.5x the weights' registers (fp32 copies scheduled early), crowding out the next kernel.
 template <int kRpw, int kChunks>
@@ -87,23 +110,10 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, 
   const int64_t row0 = static_cast<int64_t>(blockIdx.x) * kRows + warp * kRpw;
   if (early_trigger) pdl_launch_dependents();
 
-  // Constant inputs (weights, bias, norm weights) before waiting for the previous kernel. Rows
-  // past m load row m - 1 (in bounds; their results are dropped).
+  // Constant inputs (weights, bias, norm weights) before waiting for the previous kernel.
   uint4 wv[kRpw][kChunks];
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    const bf16* wr = a.w + min(row0 + j, a.m - 1) * kK + lane * 8;
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      wv[j][c] = __ldg(reinterpret_cast<const uint4*>(wr + c * kChunkElems));
-    }
-  }
   float bias[kRpw];
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    bias[j] =
-        a.bias != nullptr && lane == 0 ? __bfloat162float(a.bias[min(row0 + j, a.m - 1)]) : 0.f;
-  }
+  load_lean_weights<kRpw, kChunks>(a, row0, lane, wv, bias);
   float nw[kPer][8];
   if constexpr (kNorm) {
 #pragma unroll
@@ -210,20 +220,8 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanWarpMaxRegs<kR
   if (early_trigger) pdl_launch_dependents();
 
   uint4 wv[kRpw][kChunks];
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    const bf16* wr = a.w + min(row0 + j, a.m - 1) * kK + lane * 8;
-#pragma unroll
-    for (int c = 0; c < kChunks; ++c) {
-      wv[j][c] = __ldg(reinterpret_cast<const uint4*>(wr + c * kChunkElems));
-    }
-  }
   float bias[kRpw];
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    bias[j] =
-        a.bias != nullptr && lane == 0 ? __bfloat162float(a.bias[min(row0 + j, a.m - 1)]) : 0.f;
-  }
+  load_lean_weights<kRpw, kChunks>(a, row0, lane, wv, bias);
   pdl_wait();
   if (!early_trigger) pdl_launch_dependents();
 
