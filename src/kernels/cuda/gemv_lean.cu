@@ -91,6 +91,35 @@ __device__ __forceinline__ void load_lean_weights(const LeanGemvArgs& a, int64_t
   }
 }
 
+// acc[j] += weight row j's chunk c . xf (two partial sums per row). An empty asm "redefining"
+// the chunk keeps its bf16 -> fp32 unpacking here: hoisted above the wait, it would double the
+// registers the weights take.
+template <int kRpw, int kChunks>
+__device__ __forceinline__ void accumulate_chunk(uint4 (&wv)[kRpw][kChunks], int c,
+                                                 const float (&xf)[8], float (&acc)[kRpw][2]) {
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    uint4& wc = wv[j][c];
+    asm volatile("" : "+r"(wc.x), "+r"(wc.y), "+r"(wc.z), "+r"(wc.w));
+    float wf[8];
+    unpack8(wc, wf);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) acc[j][i % 2] = fmaf(wf[i], xf[i], acc[j][i % 2]);
+  }
+}
+
+// Lane 0 stores the warp's kRpw outputs (rows past m dropped).
+template <int kRpw>
+__device__ __forceinline__ void store_lean_rows(const LeanGemvArgs& a, int64_t row0, int lane,
+                                                const float (&acc)[kRpw][2],
+                                                const float (&bias)[kRpw]) {
+#pragma unroll
+  for (int j = 0; j < kRpw; ++j) {
+    const float v = warp_sum(acc[j][0] + acc[j][1]);
+    if (lane == 0 && row0 + j < a.m) a.out[row0 + j] = __float2bfloat16(v + bias[j]);
+  }
+}
+
 // Register cap: 128 (two blocks' worth) up to 16 chunks per lane, else 160; the compiler would
 // take ~1.5x the weights' registers (fp32 copies scheduled early), crowding out the next kernel.
 template <int kRpw, int kChunks>
@@ -144,23 +173,9 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanMaxRegs<kRpw, 
   for (int c = 0; c < kChunks; ++c) {
     float xf[8];
     load8(xs + c * kChunkElems + lane * 8, xf);
-#pragma unroll
-    for (int j = 0; j < kRpw; ++j) {
-      // An empty asm "redefining" the chunk keeps its bf16 -> fp32 unpacking here: hoisted above
-      // the wait, it would double the registers the weights take.
-      uint4& wc = wv[j][c];
-      asm volatile("" : "+r"(wc.x), "+r"(wc.y), "+r"(wc.z), "+r"(wc.w));
-      float wf[8];
-      unpack8(wc, wf);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[j][i % 2] = fmaf(wf[i], xf[i], acc[j][i % 2]);
-    }
+    accumulate_chunk<kRpw, kChunks>(wv, c, xf, acc);
   }
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    const float v = warp_sum(acc[j][0] + acc[j][1]);
-    if (lane == 0 && row0 + j < a.m) a.out[row0 + j] = __float2bfloat16(v + bias[j]);
-  }
+  store_lean_rows<kRpw>(a, row0, lane, acc, bias);
 
   if constexpr (kNorm) {
     // The last block to have read x and residual writes them back after its outputs: every block
@@ -290,21 +305,9 @@ __global__ void __launch_bounds__(kLeanThreads) __maxnreg__((kLeanWarpMaxRegs<kR
     uint4& xc = xv[c];  // kept packed until here (as the weights below)
     asm volatile("" : "+r"(xc.x), "+r"(xc.y), "+r"(xc.z), "+r"(xc.w));
     unpack8(xc, xf);
-#pragma unroll
-    for (int j = 0; j < kRpw; ++j) {
-      uint4& wc = wv[j][c];
-      asm volatile("" : "+r"(wc.x), "+r"(wc.y), "+r"(wc.z), "+r"(wc.w));
-      float wf[8];
-      unpack8(wc, wf);
-#pragma unroll
-      for (int i = 0; i < 8; ++i) acc[j][i % 2] = fmaf(wf[i], xf[i], acc[j][i % 2]);
-    }
+    accumulate_chunk<kRpw, kChunks>(wv, c, xf, acc);
   }
-#pragma unroll
-  for (int j = 0; j < kRpw; ++j) {
-    const float v = warp_sum(acc[j][0] + acc[j][1]);
-    if (lane == 0 && row0 + j < a.m) a.out[row0 + j] = __float2bfloat16(v + bias[j]);
-  }
+  store_lean_rows<kRpw>(a, row0, lane, acc, bias);
 
   if constexpr (kNorm) {
     if (warp != 0) return;
