@@ -4,7 +4,7 @@
 // measured device-to-device copy bandwidth.
 //   bench_decode --preset qwen3-0.6b --ctx 512,4096 --steps 128 [--graph 0|1] [--dir /tmp/m]
 //                [--batch B] [--json out.json] [--sample host|gpu] [--profile-step 0|1]
-//                [--overlap 0|1]
+//                [--overlap 0|1] [--gap 0|1]
 // --batch B decodes B sequences of `ctx` tokens each (own KV blocks) per step; tok/s counts B
 // tokens per step and the roofline counts every sequence's K/V.
 // --graph 1 captures one decode step as a CUDA graph and replays it for the timed steps; it also
@@ -17,6 +17,9 @@
 // --overlap 1 (with --sample gpu): after the timed steps, the same number of steps run as the
 // engine's overlapped steps do: step k + 1 is queued (its token a placeholder that the device
 // fills from step k's sampling) before step k's token is read back ("overlapped ms/step").
+// --gap 1 (with --graph 1): where a step's device time outside the graph goes: back-to-back
+// replays of the graph alone, then + the greedy sampling kernel (row 0), + a metadata-sized copy
+// up before the graph, + a copy of the token down (events around 50 of each).
 #include <cuda_profiler_api.h>
 #include <cuda_runtime_api.h>
 
@@ -34,6 +37,7 @@
 #include "core/error.h"
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_backend.h"
+#include "kernels/cuda/sampling.h"
 #include "model/model.h"
 #include "model/random_checkpoint.h"
 #include "model/weight_layout.h"
@@ -80,6 +84,55 @@ double measure_copy_bandwidth() {
   return 2.0 * bytes / (ms[ms.size() / 2] * 1e-3);
 }
 
+// --gap: per-step device time of back-to-back replays of `graph` with, cumulatively, the greedy
+// sampling kernel on row 0 of its logits, a 1 KiB metadata copy up before the graph, and the
+// token's copy down (as a step of the engine queues them).
+void time_step_parts(hardkv::cuda::CudaBackend& cuda, const hardkv::StepGraph& graph,
+                     const float* logits, int64_t vocab) {
+  cudaStream_t st = cuda.stream();
+  int32_t *tok_dev = nullptr, *host = nullptr, *meta_dev = nullptr;
+  check(cudaMalloc(reinterpret_cast<void**>(&tok_dev), 4), "cudaMalloc");
+  check(cudaMalloc(reinterpret_cast<void**>(&meta_dev), 1024), "cudaMalloc");
+  check(cudaHostAlloc(reinterpret_cast<void**>(&host), 2048, cudaHostAllocMapped), "cudaHostAlloc");
+  const hardkv::cuda::SampleRowParams greedy{};
+  cudaEvent_t e0, e1;
+  cudaEventCreate(&e0);
+  cudaEventCreate(&e1);
+  // 0: the graph; 1: + the sampling kernel, which also stores the token in mapped pinned memory
+  // (the engine's step since session 8, less its metadata copy); 2: + the metadata copy up (the
+  // engine's step); 3: + a copy of the token down (the engine's step before session 8).
+  const char* names[] = {"graph", "+ sample kernel", "+ metadata copy up", "+ token copy down"};
+  std::printf("  step parts (back-to-back, device ms/step):");
+  for (int parts = 0; parts < 4; ++parts) {
+    auto one = [&] {
+      if (parts >= 2) {
+        check(cudaMemcpyAsync(meta_dev, host + 256, 1024, cudaMemcpyHostToDevice, st), "h2d");
+      }
+      cuda.launch_graph(graph);
+      if (parts >= 1) {
+        hardkv::cuda::launch_sample(logits, 1, vocab, nullptr, tok_dev, nullptr, nullptr, st, 0,
+                                    &greedy, parts >= 3 ? nullptr : host);
+      }
+      if (parts >= 3) check(cudaMemcpyAsync(host, tok_dev, 4, cudaMemcpyDeviceToHost, st), "d2h");
+    };
+    for (int i = 0; i < 5; ++i) one();
+    constexpr int kReps = 50;
+    cudaEventRecord(e0, st);
+    for (int i = 0; i < kReps; ++i) one();
+    cudaEventRecord(e1, st);
+    check(cudaEventSynchronize(e1), "step parts");
+    float ms = 0;
+    cudaEventElapsedTime(&ms, e0, e1);
+    std::printf(" %s %.4f;", names[parts], ms / kReps);
+  }
+  std::printf("\n");
+  cudaEventDestroy(e0);
+  cudaEventDestroy(e1);
+  cudaFree(tok_dev);
+  cudaFree(meta_dev);
+  cudaFreeHost(host);
+}
+
 std::vector<int> parse_list(const std::string& s) {
   std::vector<int> v;
   std::stringstream ss(s);
@@ -99,6 +152,7 @@ int main(int argc, char** argv) {
   bool gpu_sample = false;
   bool profile_step = false;
   bool overlap = false;
+  bool gap = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
     if (k == "--preset")
@@ -121,6 +175,8 @@ int main(int argc, char** argv) {
       profile_step = v != "0";
     else if (k == "--overlap")
       overlap = v != "0";
+    else if (k == "--gap")
+      gap = v != "0";
     else {
       std::fprintf(stderr, "unknown flag %s\n", k.c_str());
       return 2;
@@ -191,6 +247,7 @@ int main(int argc, char** argv) {
       // for most of it, the previous step having been waited for); capture_s: the capture step.
       double last_host_s = 0, capture_s = 0;
       const hardkv::SampleRows greedy_row0 = hardkv::SampleRows::greedy(1);
+      const float* row0_of_last_step = nullptr;  // F32 [vocab]: the graph's logits, row 0
       // Queues a step's forward (placeholder: every new token is -1, the latest sample's row 0).
       auto forward = [&](int new_tokens, bool graphed, bool placeholder) {
         ForwardBatch fb = make(new_tokens);
@@ -222,6 +279,7 @@ int main(int argc, char** argv) {
         const auto h0 = std::chrono::steady_clock::now();
         const bool capturing = graphed && !graph;
         const hardkv::Tensor row0 = forward(new_tokens, graphed, false);
+        row0_of_last_step = row0.data_as<const float>();
         last_host_s =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - h0).count();
         if (capturing) capture_s = last_host_s;
@@ -293,6 +351,7 @@ int main(int argc, char** argv) {
         float ms = 0;
         cudaEventElapsedTime(&ms, e0, e1);
         graph_device_ms = ms / kReplays;
+        if (gap) time_step_parts(*cuda, *graph, row0_of_last_step, c.vocab_size);
         cudaEventDestroy(e0);
         cudaEventDestroy(e1);
       }

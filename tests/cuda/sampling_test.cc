@@ -136,8 +136,21 @@ class CudaSamplingTest : public ::testing::Test {
       EXPECT_TRUE(std::equal(out.kept.begin(), out.kept.end(), k2.data_as<int32_t>()));
       EXPECT_TRUE(std::equal(out.logprobs.begin(), out.logprobs.end(), l2.data_as<float>()));
     }
+    {
+      // Without the kept counts and log-probabilities (as the engine samples), the same tokens.
+      Tensor tok3 = be_->alloc(DType::kI32, {n});
+      cuda::launch_sample(dev.data_as<const float>(), n, vocab,
+                          reinterpret_cast<const SampleRowParams*>(pd.data()),
+                          tok3.data_as<int32_t>(), nullptr, nullptr, cuda_->stream(), cluster_size);
+      const Tensor t3 = be_->download(tok3);
+      EXPECT_TRUE(std::equal(out.tokens.begin(), out.tokens.end(), t3.data_as<int32_t>()));
+    }
     return out;
   }
+
+  // Rows of every kind and vocabulary size, parameters from `gen`, through several cluster sizes,
+  // against the host sampler (the rule for a differing draw is below).
+  void check_matches_host(SamplingParams (*gen)(std::mt19937_64&), int rows_scale);
 
   std::unique_ptr<Backend> be_;
   cuda::CudaBackend* cuda_ = nullptr;
@@ -162,7 +175,8 @@ void check_adjacent_draw(const std::vector<double>& probs, int32_t got, int32_t 
 // row is allowed only when both tokens are in the host's kept set, no kept token lies between
 // them in id order (adjacent CDF positions), and the uniform lies within 1e-9 of the host's
 // cumulative probability at the boundary between them. At most 0.1% of rows may differ.
-TEST_F(CudaSamplingTest, MatchesHostSampler) {
+void CudaSamplingTest::check_matches_host(SamplingParams (*gen)(std::mt19937_64&),
+                                          int rows_scale) {
   const int64_t vocabs[] = {1, 2, 7, 33, 257, 1001, 4099, 32003, 151935, 151936};
   const int rows_for[] = {40, 60, 400, 400, 400, 400, 300, 200, 40, 160};
   std::mt19937_64 rng(1234);
@@ -170,7 +184,7 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
   double max_lp_err = 0;
   for (int b = 0; b < 10; ++b) {
     const int64_t vocab = vocabs[b];
-    const int n = rows_for[b];
+    const int n = rows_for[b] * rows_scale / 4;
     std::vector<float> logits(static_cast<size_t>(n) * vocab);
     std::vector<SamplingParams> ps(n);
     std::vector<SampleRowParams> gp(n);
@@ -178,7 +192,7 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
     for (int i = 0; i < n; ++i) {
       kinds[i] = kAllKinds[rng() % 7];
       fill_row(kinds[i], rng, std::span<float>(logits).subspan(i * vocab, vocab));
-      ps[i] = random_params(rng);
+      ps[i] = gen(rng);
       gp[i].temperature = ps[i].temperature;
       gp[i].top_k = ps[i].top_k;
       gp[i].top_p = ps[i].top_p;
@@ -240,6 +254,23 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) {
       static_cast<long long>(differing_kept), static_cast<long long>(kept_checked), max_lp_err);
   EXPECT_LE(differing_draws * 1000, total_rows) << "more than 0.1% of draws differ";
   EXPECT_LE(differing_kept * 1000, kept_checked) << "more than 0.1% of kept sets differ";
+}
+
+TEST_F(CudaSamplingTest, MatchesHostSampler) { check_matches_host(random_params, 4); }
+
+// Temperature without filters (the one-pass path of the kernel, what nano-vLLM's benchmark
+// samples with), on as many rows.
+static SamplingParams random_temperature_only(std::mt19937_64& rng) {
+  SamplingParams p = random_params(rng);
+  const float temps[] = {0.6f, 1.f, 1.7f, 0.05f};
+  p.temperature = temps[rng() % 4];
+  p.top_k = 0;
+  p.top_p = 1.f;
+  p.min_p = 0.f;
+  return p;
+}
+TEST_F(CudaSamplingTest, TemperatureOnlyMatchesHostSampler) {
+  check_matches_host(random_temperature_only, 2);
 }
 
 // Kept-set sizes on rows built so the answer is known without the host sampler: distinct logits

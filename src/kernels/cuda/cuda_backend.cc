@@ -135,8 +135,10 @@ CudaBackend::CudaBackend(int device_idx) : device_idx_(device_idx) {
   CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&sampled_dev_), kMaxSampleRows * sizeof(int32_t)));
   CUDA_CHECK(cudaMemsetAsync(sampled_dev_, 0, kMaxSampleRows * sizeof(int32_t), stream_));
   for (SampleSlot& slot : sample_slots_) {
-    CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&slot.host),
-                              2 * kMaxSampleRows * sizeof(int32_t)));
+    // Mapped: the sampling kernel stores the tokens and log-probabilities here itself.
+    CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&slot.host),
+                             2 * kMaxSampleRows * sizeof(int32_t), cudaHostAllocMapped));
+    CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&slot.dev), slot.host, 0));
     CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
   }
   gemm_ = std::make_unique<LtGemm>();

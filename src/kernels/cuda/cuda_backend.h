@@ -179,12 +179,14 @@ class CudaBackend final : public Backend {
   };
   std::vector<StagedCopy> graph_copies_;  // staged by the capture / replay, issued at launch
   // Sampling: the latest tokens on the device (I32 [kMaxSampleRows]), and per pending ticket a
-  // pinned result slot (I32 tokens then F32 log-probabilities, [2 * kMaxSampleRows]) + event.
+  // mapped pinned result slot (I32 tokens then F32 log-probabilities, [2 * kMaxSampleRows]) that
+  // the sampling kernel writes directly (no copy down) + an event.
   struct SampleSlot {
     int64_t ticket = -1;  // -1: free
     int rows = 0;
     bool logprobs = false;
-    int32_t* host = nullptr;
+    int32_t* host = nullptr;  // mapped pinned memory
+    int32_t* dev = nullptr;   // the same memory as the device addresses it
     cudaEvent_t done = nullptr;
   };
   int32_t* sampled_dev_ = nullptr;

@@ -1,7 +1,9 @@
 // CudaBackend::sample / sample_async / sample_wait: the rows' parameters go up as one small copy,
 // the sampling kernel (sampling.cu) picks every row's token into a device buffer (which later
-// steps' placeholders read), and only N tokens (+ N log-probabilities) come back, into a pinned
-// slot per pending ticket. Runs eagerly: it is not part of a captured decode step.
+// steps' placeholders read) and stores the N tokens (+ N log-probabilities) into a mapped pinned
+// slot per pending ticket itself (no copy op on the stream). Runs eagerly: it is not part of a
+// captured decode step.
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -11,6 +13,19 @@
 #include "kernels/cuda/sampling.h"
 
 namespace hardkv::cuda {
+namespace {
+
+// HARDKV_SAMPLE_MAPPED=0: the results come down by copies on the stream (the path before the
+// kernel wrote them to the mapped slot itself; kept to compare the two).
+bool mapped_results_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_SAMPLE_MAPPED");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
+}  // namespace
 
 SampleResult CudaBackend::sample(const Tensor& logits, const SampleRows& rows) {
   return sample_wait(sample_async(logits, rows));
@@ -60,16 +75,23 @@ int64_t CudaBackend::sample_async(const Tensor& logits, const SampleRows& rows) 
       copy_from_host(dev, params_host);
       params_dev = reinterpret_cast<const SampleRowParams*>(dev.data());
     }
-    Tensor logprobs = scratch(DType::kF32, {rows.logprobs ? n : 1});
-    launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
-                  rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream(), 0,
-                  n > kSampleInlineRows ? nullptr : params.data());
-    // Tokens I32 [n] then log-probabilities F32 [n] down.
-    CUDA_CHECK(cudaMemcpyAsync(slot.host, sampled_dev_, n * sizeof(int32_t),
-                               cudaMemcpyDeviceToHost, stream()));
-    if (rows.logprobs) {
-      CUDA_CHECK(cudaMemcpyAsync(slot.host + n, logprobs.data(), n * sizeof(float),
+    const SampleRowParams* inline_params = n > kSampleInlineRows ? nullptr : params.data();
+    if (mapped_results_enabled()) {
+      // Tokens I32 [n] then log-probabilities F32 [n] straight into the mapped slot.
+      launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
+                    rows.logprobs ? reinterpret_cast<float*>(slot.dev + n) : nullptr, nullptr,
+                    stream(), 0, inline_params, slot.dev);
+    } else {
+      Tensor logprobs = scratch(DType::kF32, {rows.logprobs ? n : 1});
+      launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
+                    rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream(), 0,
+                    inline_params);
+      CUDA_CHECK(cudaMemcpyAsync(slot.host, sampled_dev_, n * sizeof(int32_t),
                                  cudaMemcpyDeviceToHost, stream()));
+      if (rows.logprobs) {
+        CUDA_CHECK(cudaMemcpyAsync(slot.host + n, logprobs.data(), n * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream()));
+      }
     }
   }
   CUDA_CHECK(cudaEventRecord(slot.done, stream()));

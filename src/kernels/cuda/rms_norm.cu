@@ -13,10 +13,18 @@ namespace {
 constexpr int kMaxChunks = 4;  // 8 elements each: rows up to 1024 threads * 32 = 32768 wide
 
 // kAdd: residual += x first and normalise the sum (written back to x); else out = norm(x).
+// The norm weights are read before pdl_wait() (no kernel of a step writes them), so their
+// load overlaps the previous kernel's tail.
 template <bool kAdd>
 __global__ void rms_norm_vec_kernel(bf16* x, bf16* residual, const bf16* __restrict__ w, float eps,
                                     bf16* out, int64_t dim) {
   pdl_launch_dependents();  // no weights to fetch: let the next kernel launch and prefetch
+  uint4 wraw[kMaxChunks];
+#pragma unroll
+  for (int c = 0; c < kMaxChunks; ++c) {
+    const int64_t i = (static_cast<int64_t>(c) * blockDim.x + threadIdx.x) * 8;
+    if (i < dim) wraw[c] = *reinterpret_cast<const uint4*>(w + i);
+  }
   pdl_wait();
   const int64_t row = blockIdx.x;
   bf16* xr = x + row * dim;
@@ -33,8 +41,10 @@ __global__ void rms_norm_vec_kernel(bf16* x, bf16* residual, const bf16* __restr
 #pragma unroll
         for (int k = 0; k < 8; ++k) r[k] += v[c][k];
         store8(residual + row * dim + i, r);
-        // Normalise the bf16-rounded sum, as a bf16 residual stream would.
-        load8(residual + row * dim + i, v[c]);
+        // Normalise the bf16-rounded sum, as a bf16 residual stream would (the value store8
+        // wrote, rounded here in registers instead of read back).
+#pragma unroll
+        for (int k = 0; k < 8; ++k) v[c][k] = __bfloat162float(__float2bfloat16_rn(r[k]));
       }
 #pragma unroll
       for (int k = 0; k < 8; ++k) sum_sq += v[c][k] * v[c][k];
@@ -47,7 +57,7 @@ __global__ void rms_norm_vec_kernel(bf16* x, bf16* residual, const bf16* __restr
     const int64_t i = (static_cast<int64_t>(c) * blockDim.x + threadIdx.x) * 8;
     if (i < dim) {
       float wv[8];
-      load8(w + i, wv);
+      unpack8(wraw[c], wv);
       float r[8];
 #pragma unroll
       for (int k = 0; k < 8; ++k) r[k] = v[c][k] * inv * wv[k];

@@ -13,6 +13,8 @@
 #include <cfloat>
 #include <climits>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/sampling.h"
@@ -68,14 +70,30 @@ struct Weights {
 };
 __device__ __forceinline__ u64 to_fixed(double w) { return __double2ull_rn(w * kMassScale); }
 
+// Temperature-only rows (no filter) in one pass: each warp walks a contiguous chunk of its
+// block's slice in rounds of 128 tokens (4 per lane) and keeps, per round, the round's maximum
+// and its weight sum relative to that maximum; see draw_temperature().
+constexpr int kRoundTokens = 128;
+constexpr int kMaxRounds = 80;  // per warp: slices up to 16 * 80 * 128 = 163,840 tokens
+constexpr int kRoundsPerLane = (kMaxRounds + 31) / 32;
+struct Rounds {
+  double sum[kWarps][kMaxRounds];  // sum of exp((x - max_r) / T) over round r
+  float max[kWarps][kMaxRounds];   // max_r (-inf: the round has no finite logit)
+};
+
 struct Shared {
-  u64 hist[kMaxBins];               // this block's histogram (read by the whole cluster)
+  union {
+    u64 hist[kMaxBins];  // this block's histogram (read by the whole cluster)
+    Rounds rounds;       // draw_temperature's per-round sums
+  };
   alignas(8) char red[kWarps * 8];  // one value per warp for block reductions and scans
   alignas(8) char slot[8];          // this block's value for cluster reductions and scans
   uint32_t digit;
   u64 above, bin_total;
   int found;
+  double round_start;  // draw_temperature: the CDF before the chosen round
 };
+static_assert(sizeof(Rounds) <= sizeof(u64) * kMaxBins);
 
 // The row's cluster and this block's slice [begin, end) of the row.
 struct Ctx {
@@ -469,6 +487,178 @@ __device__ __forceinline__ Draw draw(const float* row, Ctx& c, Prefix kept, Weig
   return d;
 }
 
+// The round count per warp that draw_temperature needs for slices of `slice` tokens.
+__host__ __device__ constexpr int rounds_per_warp(int slice) {
+  return ((slice + kRoundTokens - 1) / kRoundTokens + kWarps - 1) / kWarps;
+}
+
+// One round's 4 logits of this lane (-inf past the slice's end).
+__device__ __forceinline__ float4 round_logits(const float* slice, int len, bool aligned, int t) {
+  if (aligned && t + 4 <= len) return __ldg(reinterpret_cast<const float4*>(slice + t));
+  float v[4];
+#pragma unroll
+  for (int j = 0; j < 4; ++j) v[j] = t + j < len ? __ldg(slice + t + j) : -INFINITY;
+  return make_float4(v[0], v[1], v[2], v[3]);
+}
+
+__device__ __forceinline__ double warp_sum_d(double v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max_f(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+}
+
+// Inverse CDF in token-id order over every token with weight exp((x - max) / T), as draw() with
+// no filter, but reading the row once: pass 1 stores per round (128 tokens) the round's maximum
+// m_r and sum s_r of exp((x - m_r) / T); once the row's maximum M is known, round r weighs
+// s_r * exp((m_r - M) / T). Scans over rounds, warps and the cluster's blocks find the round
+// where the CDF crosses uniform * total; its warp reads those 128 tokens again and scans their
+// weights exp((x - M) / T). Rounding can differ from the host's left-to-right sum by a few ulps,
+// as in draw(). Needs rounds_per_warp(slice) <= kMaxRounds. kept_count is counted (one more
+// pass) only when want_kept. token: set on one thread of the cluster (-1 elsewhere); -2 on every
+// thread if every weight is zero (every logit -inf), where the caller takes the argmax.
+__device__ __noinline__ Draw draw_temperature(const float* row, Ctx& c, double inv_t,
+                                              double uniform, bool want_kept, Shared& sh) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float* slice = row + c.begin;
+  const int len = c.end - c.begin;
+  const bool aligned = (reinterpret_cast<uintptr_t>(slice) & 15) == 0;
+  const int per_warp = rounds_per_warp(static_cast<int>(c.end - c.begin));
+  const int r0 = warp * per_warp;  // this warp's first round (block-relative)
+  const int r_end = min(r0 + per_warp, (len + kRoundTokens - 1) / kRoundTokens);
+  // Pass 1, kBatch rounds' loads in flight per warp.
+  constexpr int kBatch = 4;
+  float warp_max = -INFINITY;
+  for (int rb = r0; rb < r_end; rb += kBatch) {
+    float4 v[kBatch];
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      v[u] = rb + u < r_end ? round_logits(slice, len, aligned, (rb + u) * kRoundTokens + 4 * lane)
+                            : make_float4(-INFINITY, -INFINITY, -INFINITY, -INFINITY);
+    }
+#pragma unroll
+    for (int u = 0; u < kBatch; ++u) {
+      if (rb + u >= r_end) break;  // warp-uniform
+      const float m = warp_max_f(fmaxf(fmaxf(v[u].x, v[u].y), fmaxf(v[u].z, v[u].w)));
+      double ls = 0.0;
+      if (m > -INFINITY) {
+        const double md = m;
+        ls = exp((static_cast<double>(v[u].x) - md) * inv_t) +
+             exp((static_cast<double>(v[u].y) - md) * inv_t) +
+             exp((static_cast<double>(v[u].z) - md) * inv_t) +
+             exp((static_cast<double>(v[u].w) - md) * inv_t);
+      }
+      const double sr = warp_sum_d(ls);
+      if (lane == 0) {
+        sh.rounds.max[warp][rb + u - r0] = m;
+        sh.rounds.sum[warp][rb + u - r0] = sr;
+      }
+      warp_max = fmaxf(warp_max, m);
+    }
+  }
+  const float row_max = cluster_reduce(warp_max, sh, c, [](float a, float b) { return fmaxf(a, b); });
+  // (cluster_reduce's barriers also publish the rounds to the whole block.)
+  // Each lane: kRoundsPerLane consecutive rounds of its warp, weighed against the row's maximum.
+  const int my_first = lane * kRoundsPerLane;
+  double wr[kRoundsPerLane];
+  double lane_sum = 0.0;
+#pragma unroll
+  for (int j = 0; j < kRoundsPerLane; ++j) {
+    const int r = my_first + j;
+    wr[j] = 0.0;
+    if (r0 + r < r_end && row_max > -INFINITY) {
+      const float m = sh.rounds.max[warp][r];
+      if (m > -INFINITY) {
+        wr[j] = sh.rounds.sum[warp][r] *
+                exp((static_cast<double>(m) - static_cast<double>(row_max)) * inv_t);
+      }
+    }
+    lane_sum += wr[j];
+  }
+  double block_mass, total;
+  const double lane_pre = block_excl_scan(lane_sum, sh, block_mass);  // thread order = id order
+  const double start = cluster_excl_scan(block_mass, sh, c, total) + lane_pre;
+  Draw d{-1, 0};
+  if (want_kept) {
+    const Weights w{static_cast<double>(row_max), inv_t};
+    int count = 0;
+    for_each_logit(row, c, [&](float x, int, bool valid) { count += valid && w(x) > 0.0; });
+    d.kept_count = cluster_sum(count, sh, c);
+  }
+  if (!(total > 0.0)) {  // every logit -inf
+    d.token = -2;
+    return d;
+  }
+  const double target = uniform * total;
+  // The first round (in id order) whose inclusive CDF passes the target; if rounding leaves the
+  // target at or past the total, the last round of nonzero weight.
+  const int base = (c.rank * kWarps + warp) * kMaxRounds + my_first;
+  int first = INT_MAX, last = -1;
+  double cum = start;
+#pragma unroll
+  for (int j = 0; j < kRoundsPerLane; ++j) {
+    if (wr[j] > 0.0) {
+      if (first == INT_MAX && cum + wr[j] > target) first = base + j;
+      last = base + j;
+    }
+    cum += wr[j];
+  }
+  int pick = cluster_reduce(first, sh, c, [](int a, int b) { return a < b ? a : b; });
+  const bool crossed = pick != INT_MAX;
+  if (!crossed) pick = cluster_reduce(last, sh, c, [](int a, int b) { return a > b ? a : b; });
+  const int pick_block = pick / (kWarps * kMaxRounds);
+  const int pick_warp = pick / kMaxRounds % kWarps;
+  const int pick_round = pick % kMaxRounds;  // in the warp's chunk
+  // The lane that holds the round knows the CDF before it.
+  if (pick_block == c.rank && pick_warp == warp && pick_round / kRoundsPerLane == lane) {
+    double before = start;
+#pragma unroll
+    for (int j = 0; j < kRoundsPerLane; ++j) {
+      if (j < pick_round - my_first) before += wr[j];
+    }
+    sh.round_start = before;
+  }
+  __syncthreads();
+  if (pick_block != c.rank || pick_warp != warp) return d;
+  // The round again: exact weights exp((x - M) / T), a warp scan, then the crossing lane's 4.
+  const Weights w{static_cast<double>(row_max), inv_t};
+  const int t0 = (r0 + pick_round) * kRoundTokens + 4 * lane;
+  const float4 v = round_logits(slice, len, aligned, t0);
+  const float x[4] = {v.x, v.y, v.z, v.w};
+  double wx[4], q = 0.0;
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    wx[j] = t0 + j < len ? w(x[j]) : 0.0;
+    q += wx[j];
+  }
+  const double incl = warp_incl_scan(q);
+  const double before = sh.round_start;
+  const double tgt = crossed ? target : INFINITY;
+  const unsigned hit = __ballot_sync(kFull, q > 0.0 && before + incl > tgt);
+  const unsigned positive = __ballot_sync(kFull, q > 0.0);
+  // No lane crosses (the exact weights summed a little below the round's stored sum): the round's
+  // last token of nonzero weight, as draw() falls back to the last kept token.
+  const int owner = hit ? __ffs(hit) - 1 : 31 - __clz(positive);
+  if (lane == owner) {
+    double run = before + incl - q;
+    int tok = -1;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      if (wx[j] > 0.0) {
+        run += wx[j];
+        tok = c.begin + t0 + j;
+        if (hit && run > tgt) break;
+      }
+    }
+    d.token = tok;
+  }
+  return d;
+}
+
 // Up to kSampleInlineRows rows' parameters travel as a kernel argument (no copy to the device).
 struct InlineParams {
   SampleRowParams rows[kSampleInlineRows];
@@ -480,7 +670,8 @@ __global__ void __launch_bounds__(kThreads, 2)
                   const SampleRowParams* __restrict__ params,
                   const __grid_constant__ InlineParams inline_params,
                   int32_t* __restrict__ out_tokens, float* __restrict__ out_logprobs,
-                  int32_t* __restrict__ out_kept) {
+                  int32_t* __restrict__ out_kept, int32_t* __restrict__ out_tokens_copy,
+                  bool one_pass) {
   __shared__ Shared sh;
   Ctx c{cg::this_cluster(), 0, 1, 0, 0};
   c.size = static_cast<int>(c.cluster.num_blocks());
@@ -493,8 +684,12 @@ __global__ void __launch_bounds__(kThreads, 2)
   const SampleRowParams p = inline_params.num_rows > 0 ? inline_params.rows[r] : params[r];
   const bool forced = p.forced >= 0;
   const bool want_logprob = out_logprobs != nullptr;
+  // Temperature alone (no filter): one pass over the row (draw_temperature), no row_stats.
+  const bool filtered = (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f || p.min_p > 0.f;
+  const bool temperature_only = !forced && p.temperature != 0.f && !filtered &&
+                                one_pass && rounds_per_warp(slice) <= kMaxRounds;
   RowStats st{0.f, 0, 0.0};
-  if (!forced || want_logprob) st = row_stats(row, c, want_logprob, sh);
+  if ((!forced && !temperature_only) || want_logprob) st = row_stats(row, c, want_logprob, sh);
   const bool leader = c.rank == 0 && threadIdx.x == 0;
   int token = -1;  // set on the thread that writes the row's token
   int kept_count;
@@ -504,6 +699,16 @@ __global__ void __launch_bounds__(kThreads, 2)
   } else if (p.temperature == 0.f) {
     if (leader) token = st.argmax;
     kept_count = 1;
+  } else if (temperature_only) {
+    const Draw d = draw_temperature(row, c, 1.0 / static_cast<double>(p.temperature), p.uniform,
+                                    out_kept != nullptr, sh);
+    token = d.token;
+    kept_count = d.kept_count;
+    if (d.token == -2) {  // every logit -inf: the argmax, as below
+      token = -1;
+      if (!want_logprob) st = row_stats(row, c, false, sh);
+      if (leader) token = st.argmax;
+    }
   } else {
     const Weights w{static_cast<double>(st.max), 1.0 / static_cast<double>(p.temperature)};
     Prefix kept = kEveryToken;
@@ -522,6 +727,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   if (token >= 0) {
     out_tokens[r] = token;
+    if (out_tokens_copy) out_tokens_copy[r] = token;
     if (want_logprob) {
       out_logprobs[r] =
           static_cast<float>(static_cast<double>(row[token]) - st.max - log(st.z_raw));
@@ -529,6 +735,15 @@ __global__ void __launch_bounds__(kThreads, 2)
   }
   if (leader && out_kept) out_kept[r] = kept_count;
   c.sync();  // no block exits while the cluster may still read its shared memory
+}
+
+// HARDKV_SAMPLE_ONE_PASS=0: temperature-only rows take the general path (row_stats, then draw()).
+bool one_pass_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_SAMPLE_ONE_PASS");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
 }
 
 // Blocks per row: the most (a power of two, <= the largest cluster this GPU runs) that keep
@@ -578,7 +793,7 @@ int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
                    int32_t* out_kept, cudaStream_t stream, int cluster_size,
-                   const SampleRowParams* host_params) {
+                   const SampleRowParams* host_params, int32_t* out_tokens_copy) {
   CUDA_REQUIRE(vocab > 0 && vocab < INT_MAX - (1 << 14), kInvalidArgument, "sample: vocabulary of ",
                vocab, " tokens (1 .. 2^31 - 2^14 supported)");
   CUDA_REQUIRE(cluster_size >= 0 && cluster_size <= kMaxCluster, kInvalidArgument,
@@ -606,7 +821,8 @@ void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
     inline_params.num_rows = static_cast<int>(num_rows);
   }
   CUDA_CHECK(cudaLaunchKernelEx(&cfg, sample_kernel, logits, static_cast<int>(vocab), params,
-                                inline_params, out_tokens, out_logprobs, out_kept));
+                                inline_params, out_tokens, out_logprobs, out_kept,
+                                out_tokens_copy, one_pass_enabled()));
 }
 
 }  // namespace hardkv::cuda

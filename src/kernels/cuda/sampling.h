@@ -30,10 +30,13 @@ static_assert(sizeof(SampleRowParams) == 32);
 // rows, 1 for hundreds). No host synchronisation; vocab < 2^31 - 2^14.
 // host_params [num_rows <= kSampleInlineRows] (host memory) instead of params (then null): the
 // parameters go with the launch, saving a copy to the device.
+// out_tokens_copy I32 [num_rows] or null: a second place for the tokens (e.g. mapped pinned host
+// memory, so no copy down is queued); out_logprobs may be mapped host memory too.
 inline constexpr int kSampleInlineRows = 64;
 void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
                    const SampleRowParams* params, int32_t* out_tokens, float* out_logprobs,
                    int32_t* out_kept, cudaStream_t stream, int cluster_size = 0,
-                   const SampleRowParams* host_params = nullptr);
+                   const SampleRowParams* host_params = nullptr,
+                   int32_t* out_tokens_copy = nullptr);
 
 }  // namespace hardkv::cuda
