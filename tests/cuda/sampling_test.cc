@@ -273,6 +273,44 @@ TEST_F(CudaSamplingTest, TemperatureOnlyMatchesHostSampler) {
   check_matches_host(random_temperature_only, 2);
 }
 
+// All-greedy rows with inline parameters and only tokens asked for take the plain greedy kernel
+// (sampling_greedy.cu): the host sampler's argmax, exactly, for every vocabulary size and row
+// kind; launches repeat (each must leave the kernel's per-row state cleared for the next).
+TEST_F(CudaSamplingTest, GreedyRowsWithoutClusterMatchHostArgmax) {
+  std::mt19937_64 rng(99);
+  int checked = 0;
+  for (const int64_t vocab : {1, 2, 7, 33, 2049, 4099, 151935, 151936}) {
+    for (const int n : {1, 3, 64}) {
+      std::vector<float> logits(static_cast<size_t>(n) * vocab);
+      for (int i = 0; i < n; ++i) {
+        fill_row(kAllKinds[rng() % 7], rng,
+                 std::span<float>(logits).subspan(static_cast<size_t>(i) * vocab, vocab));
+      }
+      Tensor host = Tensor::empty(DType::kF32, {n, vocab});
+      std::memcpy(host.data(), logits.data(), logits.size() * sizeof(float));
+      const Tensor dev = be_->upload(host, DType::kF32);
+      const std::vector<SampleRowParams> greedy(n);  // temperature 0, not forced
+      for (int rep = 0; rep < 3; ++rep) {
+        Tensor tok = be_->alloc(DType::kI32, {n});
+        cuda::launch_sample(dev.data_as<const float>(), n, vocab, nullptr,
+                            tok.data_as<int32_t>(), nullptr, nullptr, cuda_->stream(), 0,
+                            greedy.data());
+        const Tensor t = be_->download(tok);
+        for (int i = 0; i < n; ++i) {
+          const std::span<const float> row(logits.data() + static_cast<size_t>(i) * vocab,
+                                           vocab);
+          SamplingParams p;
+          p.temperature = 0.f;
+          ASSERT_EQ(t.data_as<int32_t>()[i], sample_token_with_uniform(row, p, 0.5))
+              << "vocab " << vocab << " rows " << n << " row " << i << " rep " << rep;
+          ++checked;
+        }
+      }
+    }
+  }
+  std::printf("greedy without cluster: %d rows checked\n", checked);
+}
+
 // Kept-set sizes on rows built so the answer is known without the host sampler: distinct logits
 // 0, -1, -2, ... (shuffled), temperature 1.
 TEST_F(CudaSamplingTest, KeptSetSizes) {

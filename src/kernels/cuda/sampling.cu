@@ -18,6 +18,7 @@
 
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/sampling.h"
+#include "kernels/cuda/sampling_greedy.h"
 
 namespace hardkv::cuda {
 namespace {
@@ -746,6 +747,25 @@ bool one_pass_enabled() {
   return on;
 }
 
+int device_sms() {
+  static const int num_sms = [] {
+    int dev = 0, sms = 0;
+    CUDA_CHECK(cudaGetDevice(&dev));
+    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
+    return sms;
+  }();
+  return num_sms;
+}
+
+// HARDKV_SAMPLE_GREEDY_LEAN=0: greedy rows always take the cluster kernel.
+bool greedy_lean_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("HARDKV_SAMPLE_GREEDY_LEAN");
+    return v == nullptr || std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 // Blocks per row: the most (a power of two, <= the largest cluster this GPU runs) that keep
 // rows * blocks within two waves of the SMs, and at least kMinSlice tokens per block.
 int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
@@ -773,12 +793,7 @@ int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
     }
     return kMaxCluster;
   }();
-  static const int num_sms = [] {
-    int dev = 0, sms = 0;
-    CUDA_CHECK(cudaGetDevice(&dev));
-    CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev));
-    return sms;
-  }();
+  const int num_sms = device_sms();
   if (requested > 0) return min(requested, max_cluster);
   int size = 1;
   while (size * 2 <= max_cluster && num_rows * size * 2 <= 2 * num_sms &&
@@ -802,6 +817,16 @@ void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
   CUDA_REQUIRE(num_rows >= 0 && num_rows * size <= INT_MAX, kInvalidArgument, "sample: ", num_rows,
                " rows");
   if (num_rows == 0) return;
+  // Only greedy rows, parameters known here, nothing but tokens asked for: the plain kernel.
+  if (host_params != nullptr && out_logprobs == nullptr && out_kept == nullptr &&
+      cluster_size == 0 && num_rows <= kGreedyMaxRows && greedy_lean_enabled() &&
+      std::all_of(host_params, host_params + num_rows, [](const SampleRowParams& p) {
+        return p.temperature == 0.f && p.forced < 0;
+      })) {
+    launch_sample_greedy(logits, num_rows, vocab, out_tokens, out_tokens_copy, device_sms(),
+                         stream);
+    return;
+  }
   cudaLaunchConfig_t cfg = {};
   cudaLaunchAttribute attr;
   attr.id = cudaLaunchAttributeClusterDimension;

@@ -30,6 +30,8 @@ static_assert(sizeof(SampleRowParams) == 32);
 // rows, 1 for hundreds). No host synchronisation; vocab < 2^31 - 2^14.
 // host_params [num_rows <= kSampleInlineRows] (host memory) instead of params (then null): the
 // parameters go with the launch, saving a copy to the device.
+// Rows that are all greedy (temperature 0, not forced) with host_params, no log-probabilities,
+// no kept counts and cluster_size 0 run the plain greedy kernel (sampling_greedy.h) instead.
 // out_tokens_copy I32 [num_rows] or null: a second place for the tokens (e.g. mapped pinned host
 // memory, so no copy down is queued); out_logprobs may be mapped host memory too.
 inline constexpr int kSampleInlineRows = 64;
