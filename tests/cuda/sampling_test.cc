@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -27,6 +28,16 @@ namespace hardkv {
 namespace {
 
 using cuda::SampleRowParams;
+
+// The whole GPU test binary runs the session-8 sampling paths (off by default until checked on a
+// GPU; see kernels/cuda/env_switch.h) unless a run sets the switches itself: set before main(),
+// so before any kernel launcher reads them.
+const bool kSamplePathsOn = [] {
+  setenv("HARDKV_SAMPLE_ONE_PASS", "1", 0);
+  setenv("HARDKV_SAMPLE_MAPPED", "1", 0);
+  setenv("HARDKV_SAMPLE_GREEDY_LEAN", "1", 0);
+  return true;
+}();
 
 enum class RowKind { kFlat, kPeaked, kBf16Ties, kTiedMax, kNegInf, kIntegers, kConstant };
 constexpr RowKind kAllKinds[] = {RowKind::kFlat,    RowKind::kPeaked, RowKind::kBf16Ties,

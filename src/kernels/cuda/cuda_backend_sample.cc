@@ -3,25 +3,22 @@
 // steps' placeholders read) and stores the N tokens (+ N log-probabilities) into a mapped pinned
 // slot per pending ticket itself (no copy op on the stream). Runs eagerly: it is not part of a
 // captured decode step.
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/env_switch.h"
 #include "kernels/cuda/sampling.h"
 
 namespace hardkv::cuda {
 namespace {
 
-// HARDKV_SAMPLE_MAPPED=0: the results come down by copies on the stream (the path before the
-// kernel wrote them to the mapped slot itself; kept to compare the two).
+// HARDKV_SAMPLE_MAPPED=1 / 0: the kernel writes the results into the mapped slot itself, or they
+// come down by copies on the stream.
 bool mapped_results_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("HARDKV_SAMPLE_MAPPED");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = env_switch("HARDKV_SAMPLE_MAPPED", kSamplePathsDefaultOn);
   return on;
 }
 

@@ -13,10 +13,9 @@
 #include <cfloat>
 #include <climits>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 
 #include "kernels/cuda/cuda_check.h"
+#include "kernels/cuda/env_switch.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/cuda/sampling_greedy.h"
 
@@ -738,12 +737,10 @@ __global__ void __launch_bounds__(kThreads, 2)
   c.sync();  // no block exits while the cluster may still read its shared memory
 }
 
-// HARDKV_SAMPLE_ONE_PASS=0: temperature-only rows take the general path (row_stats, then draw()).
+// HARDKV_SAMPLE_ONE_PASS=1 / 0: temperature-only rows in one pass (draw_temperature), or the
+// general path (row_stats, then draw()).
 bool one_pass_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("HARDKV_SAMPLE_ONE_PASS");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = env_switch("HARDKV_SAMPLE_ONE_PASS", kSamplePathsDefaultOn);
   return on;
 }
 
@@ -757,12 +754,10 @@ int device_sms() {
   return num_sms;
 }
 
-// HARDKV_SAMPLE_GREEDY_LEAN=0: greedy rows always take the cluster kernel.
+// HARDKV_SAMPLE_GREEDY_LEAN=1 / 0: the plain greedy kernel where it applies, or always the
+// cluster kernel.
 bool greedy_lean_enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("HARDKV_SAMPLE_GREEDY_LEAN");
-    return v == nullptr || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = env_switch("HARDKV_SAMPLE_GREEDY_LEAN", kSamplePathsDefaultOn);
   return on;
 }
 
