@@ -665,13 +665,15 @@ struct InlineParams {
   int num_rows = 0;  // > 0: read these instead of `params`
 };
 
+// kOnePass: temperature-only rows take draw_temperature (a separate instantiation, so that the
+// kernel without it compiles as it did before that path existed).
+template <bool kOnePass>
 __global__ void __launch_bounds__(kThreads, 2)
     sample_kernel(const float* __restrict__ logits, int vocab,
                   const SampleRowParams* __restrict__ params,
                   const __grid_constant__ InlineParams inline_params,
                   int32_t* __restrict__ out_tokens, float* __restrict__ out_logprobs,
-                  int32_t* __restrict__ out_kept, int32_t* __restrict__ out_tokens_copy,
-                  bool one_pass) {
+                  int32_t* __restrict__ out_kept, int32_t* __restrict__ out_tokens_copy) {
   __shared__ Shared sh;
   Ctx c{cg::this_cluster(), 0, 1, 0, 0};
   c.size = static_cast<int>(c.cluster.num_blocks());
@@ -687,7 +689,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   // Temperature alone (no filter): one pass over the row (draw_temperature), no row_stats.
   const bool filtered = (p.top_k > 0 && p.top_k < vocab) || p.top_p < 1.f || p.min_p > 0.f;
   const bool temperature_only = !forced && p.temperature != 0.f && !filtered &&
-                                one_pass && rounds_per_warp(slice) <= kMaxRounds;
+                                kOnePass && rounds_per_warp(slice) <= kMaxRounds;
   RowStats st{0.f, 0, 0.0};
   if ((!forced && !temperature_only) || want_logprob) st = row_stats(row, c, want_logprob, sh);
   const bool leader = c.rank == 0 && threadIdx.x == 0;
@@ -699,7 +701,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   } else if (p.temperature == 0.f) {
     if (leader) token = st.argmax;
     kept_count = 1;
-  } else if (temperature_only) {
+  } else if (kOnePass && temperature_only) {
     const Draw d = draw_temperature(row, c, 1.0 / static_cast<double>(p.temperature), p.uniform,
                                     out_kept != nullptr, sh);
     token = d.token;
@@ -765,8 +767,10 @@ bool greedy_lean_enabled() {
 // rows * blocks within two waves of the SMs, and at least kMinSlice tokens per block.
 int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
   static const int max_cluster = [] {
-    if (cudaFuncSetAttribute(sample_kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1) !=
-        cudaSuccess) {
+    if (cudaFuncSetAttribute(sample_kernel<false>, cudaFuncAttributeNonPortableClusterSizeAllowed,
+                             1) != cudaSuccess ||
+        cudaFuncSetAttribute(sample_kernel<true>, cudaFuncAttributeNonPortableClusterSizeAllowed,
+                             1) != cudaSuccess) {
       cudaGetLastError();
       return 8;
     }
@@ -781,8 +785,11 @@ int pick_cluster_size(int64_t num_rows, int64_t vocab, int requested) {
     cfg.attrs = &attr;
     cfg.numAttrs = 1;
     int clusters = 0;
-    if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel, &cfg) != cudaSuccess ||
-        clusters < 1) {
+    int clusters_one_pass = 0;
+    if (cudaOccupancyMaxActiveClusters(&clusters, sample_kernel<false>, &cfg) != cudaSuccess ||
+        cudaOccupancyMaxActiveClusters(&clusters_one_pass, sample_kernel<true>, &cfg) !=
+            cudaSuccess ||
+        clusters < 1 || clusters_one_pass < 1) {
       cudaGetLastError();
       return 8;
     }
@@ -840,9 +847,10 @@ void launch_sample(const float* logits, int64_t num_rows, int64_t vocab,
     std::copy(host_params, host_params + num_rows, inline_params.rows);
     inline_params.num_rows = static_cast<int>(num_rows);
   }
-  CUDA_CHECK(cudaLaunchKernelEx(&cfg, sample_kernel, logits, static_cast<int>(vocab), params,
+  const auto kernel = one_pass_enabled() ? sample_kernel<true> : sample_kernel<false>;
+  CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, logits, static_cast<int>(vocab), params,
                                 inline_params, out_tokens, out_logprobs, out_kept,
-                                out_tokens_copy, one_pass_enabled()));
+                                out_tokens_copy));
 }
 
 }  // namespace hardkv::cuda
