@@ -6,7 +6,9 @@
 // kept set: one pass sums each thread's contiguous segment, a scan over threads and blocks finds
 // the segment where the CDF crosses the row's uniform, and its thread walks it. Weights are
 // exp((x - max) / T) in double, as the host sampler computes them, so draws match it except
-// where summation order moves a CDF boundary by a few ulps.
+// where summation order moves a CDF boundary by a few ulps. Rows with a temperature and no filter
+// can take a one-pass form of the draw (draw_temperature, HARDKV_SAMPLE_ONE_PASS); all-greedy
+// launches of few rows can take a kernel without clusters (sampling_greedy.cu).
 #include <cooperative_groups.h>
 
 #include <algorithm>
