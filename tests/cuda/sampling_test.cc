@@ -273,7 +273,7 @@ TEST_F(CudaSamplingTest, MatchesHostSampler) { check_matches_host(random_params,
 // samples with), on as many rows.
 static SamplingParams random_temperature_only(std::mt19937_64& rng) {
   SamplingParams p = random_params(rng);
-  const float temps[] = {0.6f, 1.f, 1.7f, 0.05f};
+  const float temps[] = {0.6f, 1.f, 1.7f, 0.2f};
   p.temperature = temps[rng() % 4];
   p.top_k = 0;
   p.top_p = 1.f;
