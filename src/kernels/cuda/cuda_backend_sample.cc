@@ -72,17 +72,18 @@ int64_t CudaBackend::sample_async(const Tensor& logits, const SampleRows& rows) 
       copy_from_host(dev, params_host);
       params_dev = reinterpret_cast<const SampleRowParams*>(dev.data());
     }
-    const SampleRowParams* inline_params = n > kSampleInlineRows ? nullptr : params.data();
-    if (mapped_results_enabled()) {
-      // Tokens I32 [n] then log-probabilities F32 [n] straight into the mapped slot.
-      launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
-                    rows.logprobs ? reinterpret_cast<float*>(slot.dev + n) : nullptr, nullptr,
-                    stream(), 0, inline_params, slot.dev);
-    } else {
-      Tensor logprobs = scratch(DType::kF32, {rows.logprobs ? n : 1});
-      launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_,
-                    rows.logprobs ? logprobs.data_as<float>() : nullptr, nullptr, stream(), 0,
-                    inline_params);
+    // Tokens I32 [n] then log-probabilities F32 [n]: into the mapped slot by the kernel itself,
+    // or through the device and copies down.
+    const bool mapped = mapped_results_enabled();
+    Tensor logprobs;
+    if (rows.logprobs && !mapped) logprobs = scratch(DType::kF32, {n});
+    float* logprobs_out = !rows.logprobs ? nullptr
+                          : mapped       ? reinterpret_cast<float*>(slot.dev + n)
+                                         : logprobs.data_as<float>();
+    launch_sample(logits.data_as<const float>(), n, vocab, params_dev, sampled_dev_, logprobs_out,
+                  nullptr, stream(), 0, n > kSampleInlineRows ? nullptr : params.data(),
+                  mapped ? slot.dev : nullptr);
+    if (!mapped) {
       CUDA_CHECK(cudaMemcpyAsync(slot.host, sampled_dev_, n * sizeof(int32_t),
                                  cudaMemcpyDeviceToHost, stream()));
       if (rows.logprobs) {

@@ -20,6 +20,7 @@
 #include "kernels/cuda/env_switch.h"
 #include "kernels/cuda/sampling.h"
 #include "kernels/cuda/sampling_greedy.h"
+#include "kernels/cuda/sampling_keys.cuh"
 
 namespace hardkv::cuda {
 namespace {
@@ -51,15 +52,6 @@ constexpr Prefix kEveryToken = {0, kAllTies};
 
 __device__ __forceinline__ bool shorter(Prefix a, Prefix b) {
   return a.key > b.key || (a.key == b.key && a.need < b.need);
-}
-
-// Larger float -> larger key; -0 and +0 share a key (they compare equal on the host).
-__device__ __forceinline__ uint32_t order_key(float x) {
-  const uint32_t b = __float_as_uint(x == 0.f ? 0.f : x);
-  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-}
-__device__ __forceinline__ float key_value(uint32_t k) {
-  return __uint_as_float((k & 0x80000000u) ? (k & 0x7fffffffu) : ~k);
 }
 
 // Per-row weight w(x) = exp((x - max) * inv_t), the host sampler's arithmetic (double).
@@ -145,12 +137,19 @@ __device__ T block_excl_scan(T v, Shared& sh, T& total) {
   return base + excl;
 }
 
+// op over the warp's 32 values, on every lane.
+template <typename T, typename Op>
+__device__ __forceinline__ T warp_reduce(T v, Op op) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(kFull, v, o));
+  return v;
+}
+
 template <typename T, typename Op>
 __device__ T block_reduce(T v, Shared& sh, Op op) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   T* red = reinterpret_cast<T*>(sh.red);
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = op(v, __shfl_xor_sync(kFull, v, o));
+  v = warp_reduce(v, op);
   __syncthreads();
   if (lane == 0) red[warp] = v;
   __syncthreads();
@@ -263,11 +262,6 @@ struct RowStats {
   double z_raw;  // sum exp(x - max) (only when asked)
 };
 
-// (value desc, id asc) as one integer: the larger wins.
-__device__ __forceinline__ u64 pack_arg(float x, int id) {
-  return (static_cast<u64>(order_key(x)) << 32) | (0xffffffffu - static_cast<uint32_t>(id));
-}
-
 // One pass: the maximum, its lowest id, and (online) the softmax normaliser of the raw logits.
 __device__ __forceinline__ RowStats row_stats(const float* row, Ctx& c, bool want_z, Shared& sh) {
   float m = -INFINITY;
@@ -286,8 +280,7 @@ __device__ __forceinline__ RowStats row_stats(const float* row, Ctx& c, bool wan
   });
   const u64 best =
       cluster_reduce(pack_arg(m, id), sh, c, [](u64 a, u64 b) { return a > b ? a : b; });
-  RowStats s{key_value(static_cast<uint32_t>(best >> 32)),
-             static_cast<int>(0xffffffffu - static_cast<uint32_t>(best)), 0.0};
+  RowStats s{key_value(static_cast<uint32_t>(best >> 32)), packed_id(best), 0.0};
   if (want_z) {
     const double mine = m > -INFINITY ? z * exp(static_cast<double>(m) - s.max) : 0.0;
     s.z_raw = cluster_sum(mine, sh, c);
@@ -503,17 +496,6 @@ __device__ __forceinline__ float4 round_logits(const float* slice, int len, bool
   return make_float4(v[0], v[1], v[2], v[3]);
 }
 
-__device__ __forceinline__ double warp_sum_d(double v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
-  return v;
-}
-__device__ __forceinline__ float warp_max_f(float v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(kFull, v, o));
-  return v;
-}
-
 // Inverse CDF in token-id order over every token with weight exp((x - max) / T), as draw() with
 // no filter, but reading the row once: pass 1 stores per round (128 tokens) the round's maximum
 // m_r and sum s_r of exp((x - m_r) / T); once the row's maximum M is known, round r weighs
@@ -529,7 +511,7 @@ __device__ __noinline__ Draw draw_temperature(const float* row, Ctx& c, double i
   const float* slice = row + c.begin;
   const int len = c.end - c.begin;
   const bool aligned = (reinterpret_cast<uintptr_t>(slice) & 15) == 0;
-  const int per_warp = rounds_per_warp(static_cast<int>(c.end - c.begin));
+  const int per_warp = rounds_per_warp(len);
   const int r0 = warp * per_warp;  // this warp's first round (block-relative)
   const int r_end = min(r0 + per_warp, (len + kRoundTokens - 1) / kRoundTokens);
   // Pass 1, kBatch rounds' loads in flight per warp.
@@ -545,7 +527,8 @@ __device__ __noinline__ Draw draw_temperature(const float* row, Ctx& c, double i
 #pragma unroll
     for (int u = 0; u < kBatch; ++u) {
       if (rb + u >= r_end) break;  // warp-uniform
-      const float m = warp_max_f(fmaxf(fmaxf(v[u].x, v[u].y), fmaxf(v[u].z, v[u].w)));
+      const float m = warp_reduce(fmaxf(fmaxf(v[u].x, v[u].y), fmaxf(v[u].z, v[u].w)),
+                                  [](float a, float b) { return fmaxf(a, b); });
       double ls = 0.0;
       if (m > -INFINITY) {
         const double md = m;
@@ -554,7 +537,7 @@ __device__ __noinline__ Draw draw_temperature(const float* row, Ctx& c, double i
              exp((static_cast<double>(v[u].z) - md) * inv_t) +
              exp((static_cast<double>(v[u].w) - md) * inv_t);
       }
-      const double sr = warp_sum_d(ls);
+      const double sr = warp_reduce(ls, [](double a, double b) { return a + b; });
       if (lane == 0) {
         sh.rounds.max[warp][rb + u - r0] = m;
         sh.rounds.sum[warp][rb + u - r0] = sr;
@@ -703,7 +686,7 @@ __global__ void __launch_bounds__(kThreads, 2)
   } else if (p.temperature == 0.f) {
     if (leader) token = st.argmax;
     kept_count = 1;
-  } else if (kOnePass && temperature_only) {
+  } else if (temperature_only) {
     const Draw d = draw_temperature(row, c, 1.0 / static_cast<double>(p.temperature), p.uniform,
                                     out_kept != nullptr, sh);
     token = d.token;

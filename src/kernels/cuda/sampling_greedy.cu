@@ -8,6 +8,7 @@
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_utils.cuh"
 #include "kernels/cuda/sampling_greedy.h"
+#include "kernels/cuda/sampling_keys.cuh"
 
 namespace hardkv::cuda {
 namespace {
@@ -15,13 +16,6 @@ namespace {
 using u64 = unsigned long long;
 constexpr int kThreads = 256;
 constexpr int kMinSlice = 2048;  // tokens per block at least (8 per thread)
-
-// (value desc, id asc) as one integer, the larger wins: the cluster kernel's order (sampling.cu).
-__device__ __forceinline__ u64 pack_best(float x, int id) {
-  const uint32_t b = __float_as_uint(x == 0.f ? 0.f : x);
-  const uint32_t key = (b & 0x80000000u) ? ~b : (b | 0x80000000u);
-  return (static_cast<u64>(key) << 32) | (0xffffffffu - static_cast<uint32_t>(id));
-}
 
 // Per row: the running maximum and how many of the row's blocks are done; zero between launches.
 struct RowState {
@@ -37,24 +31,24 @@ __global__ void __launch_bounds__(kThreads)
   const int begin = blockIdx.x * slice;
   const int end = min(vocab, begin + slice);
   const float* p = logits + static_cast<int64_t>(row) * vocab;
-  u64 best = 0;  // below every logit's key
+  u64 best = 0;  // below every logit (pack_arg)
   if ((reinterpret_cast<uintptr_t>(p + begin) & 15) == 0) {
     const int n4 = (end - begin) >> 2;
     const float4* p4 = reinterpret_cast<const float4*>(p + begin);
     for (int i = threadIdx.x; i < n4; i += kThreads) {
       const float4 v = __ldg(p4 + i);
       const int id = begin + 4 * i;
-      best = max(best, pack_best(v.x, id));
-      best = max(best, pack_best(v.y, id + 1));
-      best = max(best, pack_best(v.z, id + 2));
-      best = max(best, pack_best(v.w, id + 3));
+      best = max(best, pack_arg(v.x, id));
+      best = max(best, pack_arg(v.y, id + 1));
+      best = max(best, pack_arg(v.z, id + 2));
+      best = max(best, pack_arg(v.w, id + 3));
     }
     for (int i = begin + 4 * n4 + threadIdx.x; i < end; i += kThreads) {
-      best = max(best, pack_best(__ldg(p + i), i));
+      best = max(best, pack_arg(__ldg(p + i), i));
     }
   } else {
     for (int i = begin + threadIdx.x; i < end; i += kThreads) {
-      best = max(best, pack_best(__ldg(p + i), i));
+      best = max(best, pack_arg(__ldg(p + i), i));
     }
   }
 #pragma unroll
@@ -70,7 +64,7 @@ __global__ void __launch_bounds__(kThreads)
   if (atomicAdd(&s.done, 1u) != gridDim.x - 1) return;
   const u64 row_best = atomicExch(&s.best, 0ull);  // every block's maximum is in; clear it
   s.done = 0;
-  const int32_t token = static_cast<int32_t>(0xffffffffu - static_cast<uint32_t>(row_best));
+  const int32_t token = packed_id(row_best);
   out_tokens[row] = token;
   if (out_tokens_copy) out_tokens_copy[row] = token;
 }
